@@ -1,0 +1,46 @@
+# Two commands do everything: `make lab` opens the lessons, `make test` runs every test.
+# Both create .venv and install the package on first use; later runs skip straight to work.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Jupyter refuses to run as root without this flag; learners are not root, so only add it then.
+ROOT_FLAG := $(shell [ "$$(id -u)" = "0" ] && echo --allow-root)
+NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: lab test test-fast outputs bench docs demo lint clean help
+
+help:
+	@echo "make lab     - open the lessons in JupyterLab (creates .venv on first use)"
+	@echo "make test    - run every test: unit, integration, browser, and the notebooks (nbval)"
+	@echo "make outputs - re-execute the notebooks offline and save their outputs"
+	@echo "make lint    - ruff"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python 3.10+ is required")'
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG)
+
+# LLM_PROVIDER=offline: the tests and the committed outputs never depend on a developer's .env.
+test: $(STAMP)
+	LLM_PROVIDER=offline $(BIN)/python -m pytest tests notebooks $(NBVAL) $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	LLM_PROVIDER=offline $(BIN)/python -m pytest tests -m "not browser and not slow" $(PYTEST_ARGS)
+
+NB ?= notebooks/*.ipynb
+outputs: $(STAMP)
+	LLM_PROVIDER=offline $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.timeout=120 $(NB)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,23 @@
+"""Helpers for the streaming lessons: provider settings, the offline provider, stream utilities.
+
+Import what a lesson needs by name; nothing here starts a server or reads ``.env`` at import.
+"""
+
+from .offline import OfflineProvider, start_offline
+from .servers import BackgroundServer, PortInUseError
+from .settings import (
+    PROVIDERS,
+    Config,
+    MissingKeyError,
+    load_config,
+    make_async_client,
+    make_client,
+    mask_key,
+)
+from .streaming import StreamResult, acollect, chunk_text, chunk_usage, collect, iter_text
+
+__all__ = [
+    "PROVIDERS", "BackgroundServer", "Config", "MissingKeyError", "OfflineProvider",
+    "PortInUseError", "StreamResult", "acollect", "chunk_text", "chunk_usage", "collect",
+    "iter_text", "load_config", "make_async_client", "make_client", "mask_key", "start_offline",
+]

@@ -1,0 +1,186 @@
+"""Which provider, which key, which model: provider presets as data, and plain SDK clients.
+
+Resolution order for every setting: explicit argument > process environment > ``.env`` >
+preset default. ``.env`` is read only when :func:`load_config` is called (never at import),
+found with ``find_dotenv(usecwd=True)`` so a notebook finds the ``.env`` of the folder it runs
+in, and it never writes into ``os.environ``.
+
+Choosing a provider: ``LLM_PROVIDER`` names one. Without it, the first provider in
+``AUTO_ORDER`` (Moonshot first) whose key variable is set wins. With no key anywhere, the
+embedded offline provider is started, and :class:`Config` says so plainly.
+
+Clients are plain ``openai.OpenAI`` / ``openai.AsyncOpenAI``, always built with an explicit
+``base_url`` and ``api_key``, so the SDK's own ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``
+fallbacks can never silently send a lesson somewhere else. A key is only shown masked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openai
+from dotenv import dotenv_values, find_dotenv
+
+__all__ = [
+    "AUTO_ORDER", "PROVIDERS", "Config", "MissingKeyError", "Provider",
+    "load_config", "make_async_client", "make_client", "mask_key",
+]
+
+OFFLINE_KEY = "offline-demo-key"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One OpenAI-compatible provider: where it lives and which variable holds its key."""
+
+    name: str
+    base_url: str
+    key_env: str | None
+    default_model: str
+    notes: str = ""
+
+
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (
+    Provider("moonshot", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY", "kimi-k2-turbo-preview",
+             "Kimi, China platform (platform.moonshot.cn). Usage arrives in choices[0].usage."),
+    Provider("moonshot-global", "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY",
+             "kimi-k2-turbo-preview",
+             "Kimi, global platform (platform.moonshot.ai). Keys do not cross regions."),
+    Provider("qwen", "https://dashscope.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY",
+             "qwen-plus", "Alibaba DashScope compatible mode, China (Beijing) region. "
+             "Usage only with stream_options.include_usage."),
+    Provider("qwen-intl", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+             "DASHSCOPE_API_KEY", "qwen-plus",
+             "DashScope compatible mode, international (Singapore) region."),
+    Provider("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", "deepseek-chat",
+             "Sends ': keep-alive' comment lines; deepseek-reasoner streams reasoning_content."),
+    Provider("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "gpt-4o-mini",
+             "Usage only with stream_options.include_usage, in a trailing chunk."),
+    Provider("local", "http://localhost:11434/v1", None, "qwen2.5:0.5b",
+             "Any OpenAI-compatible server on your machine (Ollama, llama.cpp, vLLM). "
+             "No key needed; set LLM_BASE_URL and LLM_MODEL to match it."),
+    Provider("offline", "", None, "moonshot-v1-8k",
+             "The embedded offline provider: Moonshot's wire format, no key, no network."),
+)}
+
+#: Providers tried, in order, when LLM_PROVIDER is not set: the first with a key wins.
+AUTO_ORDER: tuple[str, ...] = ("moonshot", "qwen", "deepseek", "openai")
+
+
+class MissingKeyError(RuntimeError):
+    """A provider was chosen but the variable holding its key is not set."""
+
+
+def mask_key(key: str | None) -> str:
+    """Return a key safe to display: its first 3 and last 2 characters at most."""
+    if not key:
+        return "(none)"
+    if len(key) < 12:
+        return "*" * 6
+    return f"{key[:3]}…{key[-2:]}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A resolved choice of provider, endpoint, key and model (the key never shows)."""
+
+    provider: str
+    base_url: str
+    model: str
+    api_key: str = field(repr=False)
+    source: str = ""
+
+    @property
+    def is_offline(self) -> bool:
+        """True when this config talks to the embedded offline provider."""
+        return self.provider == "offline"
+
+    def describe(self) -> str:
+        """Return a short human description, with the key masked."""
+        lines = [f"provider : {self.provider}", f"base_url : {self.base_url}",
+                 f"model    : {self.model}", f"api_key  : {mask_key(self.api_key)}"]
+        if self.source:
+            lines.append(f"why      : {self.source}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def __repr__(self) -> str:
+        return (f"Config(provider={self.provider!r}, base_url={self.base_url!r}, "
+                f"model={self.model!r}, api_key={mask_key(self.api_key)!r})")
+
+
+def _read_env(env_file: str | Path | None) -> dict[str, str]:
+    """Merge ``.env`` (lower priority) under the process environment (higher priority)."""
+    path = str(env_file) if env_file is not None else find_dotenv(usecwd=True)
+    from_file: Mapping[str, str | None] = dotenv_values(path) if path else {}
+    merged = {k: v for k, v in from_file.items() if v is not None}
+    merged.update(os.environ)
+    return merged
+
+
+def load_config(
+    provider: str | None = None,
+    *,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    env_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Resolve provider, base_url, key and model: argument > environment > .env > default.
+
+    Args:
+        provider: a name from ``PROVIDERS``; default ``LLM_PROVIDER``, else auto-detect.
+        model, base_url, api_key: override the resolved values.
+        env_file: an explicit ``.env`` path (default: search upward from the working dir).
+        env: use this mapping instead of environment + ``.env`` (for tests).
+    """
+    values = dict(env) if env is not None else _read_env(env_file)
+    name = (provider or values.get("LLM_PROVIDER") or "").strip().lower()
+    source = ""
+    if name:
+        if name not in PROVIDERS:
+            raise ValueError(f"Unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}")
+        source = "chosen by argument" if provider else "chosen by LLM_PROVIDER"
+    else:
+        found = next((n for n in AUTO_ORDER if values.get(PROVIDERS[n].key_env or "")), None)
+        if found:
+            name = found
+            source = f"{PROVIDERS[found].key_env} is set"
+        else:
+            name = "offline"
+            source = ("no API key found (set one in .env): using the offline provider, "
+                      "no network needed")
+    preset = PROVIDERS[name]
+    chosen_model = model or values.get("LLM_MODEL") or preset.default_model
+    if name == "offline":
+        from .offline import start_offline
+
+        server = start_offline()
+        return Config("offline", base_url or server.base_url, chosen_model,
+                      api_key or OFFLINE_KEY, source)
+    key = api_key or (values.get(preset.key_env) if preset.key_env else None) or ""
+    if not key and preset.key_env is not None:
+        raise MissingKeyError(
+            f"Provider {name!r} needs an API key: set {preset.key_env} in your .env file "
+            f"or environment (see .env.example)."
+        )
+    url = base_url or values.get("LLM_BASE_URL") or preset.base_url
+    return Config(name, url, chosen_model, key or "not-needed", source)
+
+
+def make_client(config: Config | None = None, **options: object) -> openai.OpenAI:
+    """Return a plain ``openai.OpenAI`` client for ``config`` (default: ``load_config()``)."""
+    config = config or load_config()
+    return openai.OpenAI(base_url=config.base_url, api_key=config.api_key, **options)
+
+
+def make_async_client(config: Config | None = None, **options: object) -> openai.AsyncOpenAI:
+    """Return a plain ``openai.AsyncOpenAI`` client for ``config``."""
+    config = config or load_config()
+    return openai.AsyncOpenAI(base_url=config.base_url, api_key=config.api_key, **options)

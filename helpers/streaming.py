@@ -1,0 +1,163 @@
+"""Small functions over a stream of ``ChatCompletionChunk``: text, usage, finish reason, timings.
+
+Providers disagree on where ``usage`` goes, so :func:`chunk_usage` looks in every place:
+
+- Moonshot: inside ``choices[0]`` of the final chunk (``choices[0].usage``, an extra field the
+  SDK keeps as a plain dict);
+- OpenAI, Qwen (DashScope), DeepSeek with ``stream_options={"include_usage": True}``: a trailing
+  chunk with empty ``choices`` and top-level ``usage``;
+- some servers: top-level ``usage`` on the final chunk that still has choices.
+
+Every function accepts any iterable of chunks (a live ``openai.Stream`` or a list), so it can be
+tested without a server. The ``a``-prefixed twins take async iterables.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletionChunk
+
+__all__ = [
+    "StreamResult", "acollect", "chunk_finish_reason", "chunk_reasoning", "chunk_text",
+    "chunk_usage", "collect", "iter_text",
+]
+
+
+def chunk_text(chunk: ChatCompletionChunk) -> str:
+    """Return the answer text this chunk adds ("" for role-only, usage-only or empty chunks)."""
+    if not chunk.choices:
+        return ""
+    return chunk.choices[0].delta.content or ""
+
+
+def chunk_reasoning(chunk: ChatCompletionChunk) -> str:
+    """Return the reasoning text this chunk adds (``delta.reasoning_content``), if any."""
+    if not chunk.choices:
+        return ""
+    delta = chunk.choices[0].delta
+    value = getattr(delta, "reasoning_content", None)
+    if value is None and delta.model_extra:
+        value = delta.model_extra.get("reasoning_content")
+    return value if isinstance(value, str) else ""
+
+
+def chunk_finish_reason(chunk: ChatCompletionChunk) -> str | None:
+    """Return ``finish_reason`` if this chunk ends the answer ("stop", "length", ...)."""
+    if not chunk.choices:
+        return None
+    return chunk.choices[0].finish_reason
+
+
+def chunk_usage(chunk: ChatCompletionChunk) -> CompletionUsage | None:
+    """Return token usage if this chunk carries it, wherever the provider put it."""
+    if chunk.usage is not None:
+        return chunk.usage
+    for choice in chunk.choices:
+        extra: Any = getattr(choice, "usage", None)
+        if extra is None and choice.model_extra:
+            extra = choice.model_extra.get("usage")
+        if isinstance(extra, CompletionUsage):
+            return extra
+        if isinstance(extra, dict):
+            return CompletionUsage.model_validate(extra)
+    return None
+
+
+def iter_text(chunks: Iterable[ChatCompletionChunk]) -> Iterator[str]:
+    """Yield the non-empty text deltas of a stream, in order."""
+    for chunk in chunks:
+        text = chunk_text(chunk)
+        if text:
+            yield text
+
+
+@dataclass
+class StreamResult:
+    """Everything a finished (or stopped) stream told us, with arrival times."""
+
+    text: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: CompletionUsage | None = None
+    chunks: int = 0
+    started: float = 0.0
+    first_token: float | None = None
+    ended: float | None = None
+    arrivals: list[float] = field(default_factory=list, repr=False)
+    pieces: list[str] = field(default_factory=list, repr=False)
+
+    def add(self, chunk: ChatCompletionChunk, now: float) -> str:
+        """Fold one chunk in; return the text (answer or reasoning) it added."""
+        self.chunks += 1
+        text, thought = chunk_text(chunk), chunk_reasoning(chunk)
+        if (text or thought) and self.first_token is None:
+            self.first_token = now
+        if text or thought:
+            self.arrivals.append(now - self.started)
+            self.pieces.append(text or thought)
+        self.text += text
+        self.reasoning += thought
+        self.finish_reason = chunk_finish_reason(chunk) or self.finish_reason
+        self.usage = chunk_usage(chunk) or self.usage
+        return text or thought
+
+    @property
+    def time_to_first_token(self) -> float | None:
+        """Seconds from the request to the first text."""
+        return None if self.first_token is None else self.first_token - self.started
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the request to the last chunk."""
+        return None if self.ended is None else self.ended - self.started
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Completion tokens per second after the first token (usage if known, else pieces)."""
+        if self.first_token is None or self.ended is None:
+            return None
+        span = self.ended - self.first_token
+        tokens = self.usage.completion_tokens if self.usage else len(self.pieces)
+        return tokens / span if span > 0 else None
+
+
+def collect(chunks: Iterable[ChatCompletionChunk], *, started: float | None = None,
+            on_text: Callable[[str], None] | None = None,
+            clock: Callable[[], float] = time.perf_counter) -> StreamResult:
+    """Consume a stream and return its text, usage, finish_reason and timings.
+
+    Args:
+        chunks: the stream (or any iterable of chunks).
+        started: when the request was sent (default: now); time to first token counts from it.
+        on_text: called with each piece of text as it arrives (to print it live).
+        clock: the time source, replaceable in tests.
+    """
+    result = StreamResult(started=clock() if started is None else started)
+    try:
+        for chunk in chunks:
+            added = result.add(chunk, clock())
+            if added and on_text is not None:
+                on_text(added)
+    finally:
+        result.ended = clock()
+    return result
+
+
+async def acollect(chunks: AsyncIterable[ChatCompletionChunk], *, started: float | None = None,
+                   on_text: Callable[[str], None] | None = None,
+                   clock: Callable[[], float] = time.perf_counter) -> StreamResult:
+    """Consume an async stream; the async twin of :func:`collect`."""
+    result = StreamResult(started=clock() if started is None else started)
+    try:
+        async for chunk in chunks:
+            added = result.add(chunk, clock())
+            if added and on_text is not None:
+                on_text(added)
+    finally:
+        result.ended = clock()
+    return result

@@ -1,0 +1,89 @@
+"""Shared fixtures: the offline provider, a fake key that must never leak, system-part checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from helpers.offline import OfflineProvider
+from helpers.servers import stop_all
+
+#: A recognisable fake key: tests scan outputs, pages and logs for it.
+FAKE_KEY = "sk-test-DO-NOT-LEAK-0123456789abcdef"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+#: Flags headless Chromium needs here: no sandbox as root, no background networking on a
+#: closed network (otherwise it stalls on connections the machine refuses).
+CHROMIUM_ARGS = [
+    "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--disable-extensions",
+]
+
+
+def need_system_part(available: bool, what: str) -> None:
+    """Skip with a visible reason on a learner's machine; fail under CI=true."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but missing (.ci/run should install it)")
+    pytest.skip(f"{what} is not installed on this machine")
+
+
+@pytest.fixture(autouse=True)
+def _force_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make test` is offline whatever a developer's .env holds."""
+    monkeypatch.setenv("LLM_PROVIDER", "offline")
+    for var in ("MOONSHOT_API_KEY", "DASHSCOPE_API_KEY", "DEEPSEEK_API_KEY", "OPENAI_API_KEY",
+                "OPENAI_BASE_URL", "LLM_MODEL", "LLM_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def offline_server() -> Iterator[OfflineProvider]:
+    """One offline provider for the session, zero delay."""
+    provider = OfflineProvider(delay_ms=0, name="offline-tests").start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def offline(offline_server: OfflineProvider) -> Iterator[OfflineProvider]:
+    """The session's offline provider with fresh counters, zero delay, gate open."""
+    offline_server.reset_stats()
+    offline_server.delay_ms = 0
+    offline_server.api_key = None
+    offline_server.release()
+    yield offline_server
+    offline_server.release()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_servers() -> Iterator[None]:
+    yield
+    stop_all()
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """Path to Debian's chromium, or skip (fail under CI)."""
+    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    need_system_part(bool(path), "Debian chromium (apt-get install chromium)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_executable: str):
+    """A headless Chromium driven by Playwright, shared by the session's browser tests."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        args = list(CHROMIUM_ARGS)
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            args.append("--no-sandbox")  # Chromium refuses to sandbox as root
+        instance = pw.chromium.launch(executable_path=chromium_executable, args=args,
+                                      headless=True)
+        yield instance
+        instance.close()
