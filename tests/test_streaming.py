@@ -1,0 +1,117 @@
+"""Stream utilities on hand-made chunks: every placement of usage, reasoning, timings."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletionChunk
+
+from helpers.streaming import (
+    acollect,
+    chunk_finish_reason,
+    chunk_reasoning,
+    chunk_text,
+    chunk_usage,
+    collect,
+    iter_text,
+)
+
+USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def make(delta: dict | None = None, finish: str | None = None, *, choices: bool = True,
+         **extra) -> ChatCompletionChunk:
+    body = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+            "choices": [], **extra}
+    if choices:
+        body["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}]
+    return ChatCompletionChunk.model_validate(body)
+
+
+def moonshot_stream() -> list[ChatCompletionChunk]:
+    return [make({"role": "assistant", "content": ""}), make({"content": "Hel"}),
+            make({"content": "lo"}), make({}, "stop")]
+
+
+@pytest.mark.parametrize("placement", ["moonshot-choice", "top-level-final", "trailing-chunk"])
+def test_usage_found_wherever_the_provider_put_it(placement):
+    chunks = moonshot_stream()[:-1]
+    if placement == "moonshot-choice":
+        last = make({}, "stop")
+        last = ChatCompletionChunk.model_validate(
+            {**last.model_dump(), "choices": [{**last.choices[0].model_dump(), "usage": USAGE}]})
+        chunks.append(last)
+    elif placement == "top-level-final":
+        chunks.append(make({}, "stop", usage=USAGE))
+    else:
+        chunks += [make({}, "stop"), make(choices=False, usage=USAGE)]
+    result = collect(chunks)
+    assert result.usage == CompletionUsage(**USAGE)
+    assert result.text == "Hello" and result.finish_reason == "stop"
+
+
+def test_no_usage_is_none():
+    assert collect(moonshot_stream()).usage is None
+
+
+def test_chunks_without_choices_give_no_text():
+    assert chunk_text(make(choices=False)) == ""
+    assert chunk_finish_reason(make(choices=False)) is None
+    assert list(iter_text([make(choices=False), *moonshot_stream()])) == ["Hel", "lo"]
+
+
+def test_reasoning_is_kept_apart_from_text():
+    chunks = [make({"role": "assistant", "content": ""}),
+              make({"reasoning_content": "think "}), make({"reasoning_content": "more"}),
+              make({"content": "answer"}), make({}, "stop")]
+    assert chunk_reasoning(chunks[1]) == "think "
+    result = collect(chunks)
+    assert (result.reasoning, result.text) == ("think more", "answer")
+
+
+def fake_clock(step: float = 0.5):
+    counter = itertools.count()
+    return lambda: next(counter) * step
+
+
+def test_timings_from_a_controlled_clock():
+    # clock ticks: start=0, chunks at 0.5, 1.0, 1.5, 2.0, end=2.5
+    result = collect(moonshot_stream(), clock=fake_clock())
+    assert result.time_to_first_token == 1.0  # the role chunk carries no text
+    assert result.arrivals == [1.0, 1.5]
+    assert result.duration == 2.5
+    assert result.tokens_per_second == pytest.approx(2 / 1.5)
+
+
+def test_on_text_sees_each_piece_and_partial_text_survives_an_error():
+    seen: list[str] = []
+
+    def broken():
+        yield from moonshot_stream()[:2]
+        raise RuntimeError("cut")
+
+    with pytest.raises(RuntimeError):
+        collect(broken(), on_text=seen.append)
+    assert seen == ["Hel"]
+
+
+def test_acollect_matches_collect():
+    async def agen():
+        for c in moonshot_stream():
+            yield c
+
+    sync, asynchronous = collect(moonshot_stream()), asyncio.run(acollect(agen()))
+    assert (asynchronous.text, asynchronous.finish_reason, asynchronous.chunks) == (
+        sync.text, sync.finish_reason, sync.chunks)
+
+
+def test_usage_from_a_real_moonshot_stream(offline):
+    import openai
+    c = openai.OpenAI(base_url=offline.base_url, api_key="k", max_retries=0)
+    chunks = list(c.chat.completions.create(model="moonshot-v1-8k", stream=True,
+                                            messages=[{"role": "user", "content": "hi"}]))
+    assert [chunk_usage(ch) is not None for ch in chunks][-1]
+    assert collect(chunks).usage.completion_tokens == len(list(iter_text(chunks)))
