@@ -146,7 +146,9 @@ def load_config(
     if name:
         if name not in PROVIDERS:
             raise ValueError(f"Unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}")
-        source = "chosen by argument" if provider else "chosen by LLM_PROVIDER"
+        source = "chosen by argument" if provider else f"LLM_PROVIDER={name}"
+        if name == "offline":
+            source += ": the embedded offline provider, no key and no network needed"
     else:
         found = next((n for n in AUTO_ORDER if values.get(PROVIDERS[n].key_env or "")), None)
         if found:
