@@ -3,6 +3,7 @@
 Import what a lesson needs by name; nothing here starts a server or reads ``.env`` at import.
 """
 
+from .chat_ui import ChatUI
 from .offline import OfflineProvider, start_offline
 from .servers import BackgroundServer, PortInUseError
 from .settings import (
@@ -15,9 +16,12 @@ from .settings import (
     mask_key,
 )
 from .streaming import StreamResult, acollect, chunk_text, chunk_usage, collect, iter_text
+from .widget_meter import SimClock, WireMeter, paced
+from .widgets import StreamView, show_stream
 
 __all__ = [
     "PROVIDERS", "BackgroundServer", "Config", "MissingKeyError", "OfflineProvider",
     "PortInUseError", "StreamResult", "acollect", "chunk_text", "chunk_usage", "collect",
     "iter_text", "load_config", "make_async_client", "make_client", "mask_key", "start_offline",
+    "ChatUI", "SimClock", "StreamView", "WireMeter", "paced", "show_stream",
 ]
