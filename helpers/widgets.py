@@ -163,7 +163,8 @@ def describe_error(exc: BaseException) -> str:
         text = f"{exc.status_code} {type(exc).__name__}: {_body_message(exc.body) or exc.message}"
         text += _HINTS.get(exc.status_code, "")
     elif isinstance(exc, openai.APIConnectionError):
-        text = f"connection problem ({type(exc).__name__}): {exc}"
+        cause = exc.__cause__ or exc.__context__  # the SDK's text is just "Connection error."
+        text = f"connection problem: {cause or exc}"
     elif isinstance(exc, openai.APIError):
         text = f"{type(exc).__name__}: {_body_message(exc.body) or exc.message}"
     else:

@@ -1,0 +1,289 @@
+"""The live stream view, kernel side: bytes, redraws, final text, errors, stop, fallbacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import ipywidgets
+import openai
+import pytest
+from conftest import FAKE_KEY
+
+from helpers.offline import OfflineProvider
+from helpers.replies import compose_reply, filler_reply
+from helpers.widget_meter import SimClock, WireMeter, paced
+from helpers.widgets import (
+    HARD_LIMIT,
+    RATE,
+    StreamView,
+    describe_error,
+    show_stream,
+    split_blocks,
+)
+
+MODEL = "moonshot-v1-8k"
+PYTHAGORAS = "What is the Pythagorean theorem?"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def client(offline: OfflineProvider) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=offline.base_url, api_key=FAKE_KEY, max_retries=0) as c:
+        yield c
+
+
+def ask(client: openai.OpenAI, question: str):
+    """Return a request function, the way a lesson hands it to the view."""
+    return lambda: client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": question}], stream=True)
+
+
+def naive_view(chunks, meter_clock=None) -> int:
+    """The obvious view: one Output widget, the whole text re-sent on every token."""
+    out = ipywidgets.Output()
+    text = ""
+    redraws = 0
+    for chunk in chunks:
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+            out.outputs = ({"output_type": "display_data", "data": {"text/markdown": text},
+                            "metadata": {}},)
+            redraws += 1
+    return redraws
+
+
+# -- splitting into blocks ------------------------------------------------------------------
+@pytest.mark.parametrize("text", [
+    compose_reply([{"role": "user", "content": PYTHAGORAS}]).text,
+    compose_reply([{"role": "user", "content": "一元二次方程的求根公式是什么？"}]).text,
+    filler_reply(3000),
+    "Code:\n\n```python\nx = 1\n\n\ny = 2\n```\n\nDone.\n\n",
+    "$$\na^2\n\nb^2\n$$\n\nafter " + "word " * 400,
+    "x" * 10_000,
+    "",
+], ids=["math", "chinese", "long-paragraph", "fence", "display-math", "no-spaces", "empty"])
+def test_split_blocks_gives_the_text_back_with_a_bounded_tail(text: str) -> None:
+    blocks, tail = split_blocks(text)
+    assert "".join(blocks) + tail == text
+    assert len(tail) <= HARD_LIMIT
+    assert all(block for block in blocks)
+
+
+def test_split_blocks_never_cuts_inside_math_or_a_code_fence() -> None:
+    blocks, tail = split_blocks("Code:\n\n```\na\n\nb\n```\n\n$$\nx\n\ny\n$$\n\nEnd")
+    assert blocks == ["Code:\n\n", "```\na\n\nb\n```\n\n", "$$\nx\n\ny\n$$\n\n"]
+    assert tail == "End"
+
+
+def test_a_long_paragraph_is_cut_before_a_word_outside_inline_math() -> None:
+    text = "The value $a + b + c$ is " + "big " * 300
+    blocks, tail = split_blocks(text, soft_limit=100)
+    assert blocks  # cut as late as possible: fewer cuts, and the tail is short
+    for block in blocks:
+        assert block.count("$") % 2 == 0
+        assert block.endswith(" ")
+    assert len(tail) <= 100
+    streamed: list[str] = []
+    pending = ""
+    for word in text.split(" "):  # as a stream: each cut leaves a short open tail
+        new, pending = split_blocks(pending + word + " ", soft_limit=100)
+        streamed += new
+        assert len(pending) <= 100
+    assert len(streamed) > 5 and all(b.count("$") % 2 == 0 for b in streamed)
+
+
+# -- bytes and redraws ----------------------------------------------------------------------
+def measure(chunks, view_kind: str, tokens_per_second: float) -> tuple[int, int, str]:
+    with WireMeter() as meter:
+        clock = SimClock()
+        if view_kind == "naive":
+            redraws = naive_view(paced(chunks, clock, tokens_per_second))
+            return meter.bytes, redraws, ""
+        view = StreamView(widgets=True, clock=clock)
+        view.consume(paced(chunks, clock, tokens_per_second))
+        return meter.bytes, view.redraws, meter.shown_text(view.root)
+
+
+def test_bytes_sent_to_the_front_end_grow_linearly_with_the_answer(client) -> None:
+    chunks = {n: list(ask(client, f"[tokens:{n}]")()) for n in (1000, 4000)}
+    ours = {n: measure(chunks[n], "ours", 100) for n in chunks}
+    naive = {n: measure(chunks[n], "naive", 100) for n in chunks}
+    # 4x the answer: linear costs about 4x, quadratic about 16x.
+    assert ours[4000][0] / ours[1000][0] < 5
+    assert naive[4000][0] / naive[1000][0] > 12
+    assert ours[4000][0] * 10 < naive[4000][0]
+    assert ours[4000][2] == filler_reply(4000)
+
+
+def test_redraws_are_bounded_by_the_rate_however_fast_tokens_come(client) -> None:
+    chunks = list(ask(client, "[tokens:5000]")())
+    _, redraws, shown = measure(chunks, "ours", tokens_per_second=1000)  # 5 simulated seconds
+    assert 5 * RATE * 0.9 <= redraws <= 5 * RATE + 2
+    assert shown == filler_reply(5000)
+
+
+def test_background_redraws_keep_their_distance(client) -> None:
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(ask(client, "[tokens:3000][delay:1]"))
+        view.wait(60)
+    gaps = [b - a for a, b in zip(view.redraw_times[:-2], view.redraw_times[1:-1], strict=True)]
+    assert view.redraws >= 3 and gaps
+    assert min(gaps) >= 1 / RATE * 0.999  # the last (final) redraw may come sooner
+    assert meter.shown_text(view.root) == view.text == filler_reply(3000)
+
+
+@pytest.mark.parametrize("question", [PYTHAGORAS, "[tokens:2500]", "你好"])
+def test_the_final_text_is_exactly_the_assembled_stream(client, question: str) -> None:
+    expected = "".join(c.choices[0].delta.content or "" for c in ask(client, question)()
+                       if c.choices)
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(ask(client, question))
+        view.wait(30)
+    assert view.state == "done"
+    assert view.text == expected
+    assert meter.shown_text(view.root) == expected
+    assert "usage" in view.status() and view.result.usage is not None
+
+
+# -- errors ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(("marker", "expected"), [
+    ("[fault:401]", "401 AuthenticationError: Invalid Authentication"),
+    ("[fault:429]", "429 RateLimitError: Rate limit reached"),
+    ("[fault:midstream]", "APIError: The stream failed midway"),
+    ("[fault:cut]", "peer closed connection"),
+], ids=["401", "429", "midstream", "cut"])
+def test_errors_show_a_readable_message_and_keep_the_text(client, marker: str,
+                                                         expected: str) -> None:
+    full = compose_reply([{"role": "user", "content": PYTHAGORAS}]).text
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(ask(client, f"{marker} {PYTHAGORAS}"))
+        view.wait(30)
+    assert view.state == "error"
+    assert expected in (view.error or "")
+    status = meter.state(view._status)["value"]
+    assert expected.split(":")[0] in status and "error" in status
+    shown = meter.shown_text(view.root)
+    assert shown == view.text
+    if marker in ("[fault:midstream]", "[fault:cut]"):
+        assert view.text and full.startswith(view.text) and view.text != full
+    else:
+        assert view.text == ""
+
+
+def test_an_api_key_never_reaches_widget_state_or_errors(offline: OfflineProvider) -> None:
+    offline.api_key = "the-right-key-for-this-test"
+    with WireMeter() as meter, openai.OpenAI(base_url=offline.base_url, api_key=FAKE_KEY,
+                                             max_retries=0) as client:
+        view = StreamView(widgets=True).start(ask(client, PYTHAGORAS))
+        view.wait(30)
+    assert view.state == "error" and "401" in (view.error or "")
+    wire = json.dumps(meter.messages)
+    assert FAKE_KEY not in wire and FAKE_KEY[8:] not in wire
+    leaky = openai.AuthenticationError(f"Incorrect API key provided: {FAKE_KEY}",
+                                       response=_response(401), body=None)
+    assert FAKE_KEY not in describe_error(leaky)
+
+
+def _response(status: int):
+    import httpx2
+
+    return httpx2.Response(status, request=httpx2.Request("POST", "http://127.0.0.1/v1"))
+
+
+# -- stop -----------------------------------------------------------------------------------
+def test_stop_closes_the_upstream_connection(client, offline: OfflineProvider) -> None:
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(ask(client, "[tokens:5000][delay:5]"))
+        view.wait(30, tokens=20)
+        view._stop_button.click()  # what a click in the browser does, kernel side
+        view.wait(30)
+    stats = offline.wait_for(lambda s: s["disconnects"] >= 1, timeout=10)
+    record = stats["recent"][-1]
+    assert record["outcome"] == "disconnected"
+    assert record["sent"] < record["planned"]
+    assert view.state == "stopped"
+    assert "stopped" in meter.state(view._status)["value"]
+    assert meter.state(view._stop_button)["disabled"] is True
+    assert 20 <= len(view.result.pieces) < 5000
+    assert meter.shown_text(view.root) == view.text
+
+
+def test_stop_works_while_the_provider_is_silent(client, offline: OfflineProvider) -> None:
+    with WireMeter():
+        view = StreamView(widgets=True).start(ask(client, f"[fault:stall] {PYTHAGORAS}"))
+        offline.wait_for(lambda s: s["faults"] >= 1 and s["open_streams"] == 1, timeout=10)
+        view.stop()
+        view.wait(10)
+    offline.wait_for(lambda s: s["disconnects"] >= 1 and s["open_streams"] == 0, timeout=10)
+    assert view.state == "stopped" and view.text
+
+
+# -- without a front end ---------------------------------------------------------------------
+def test_plain_text_fallback_prints_the_answer_as_it_comes(client) -> None:
+    out = io.StringIO()
+    view = StreamView(widgets=False, out=out).start(ask(client, PYTHAGORAS))
+    expected = compose_reply([{"role": "user", "content": PYTHAGORAS}]).text
+    assert view.done and view.state == "done" and not hasattr(view, "root")
+    printed = out.getvalue()
+    assert printed.startswith(expected + "\n── done · ")
+    assert view._repr_mimebundle_() == {"text/plain": view.report()}
+
+
+def test_headless_show_stream_waits_and_prints_the_text_once(client, capsys) -> None:
+    with WireMeter():
+        view = show_stream(ask(client, PYTHAGORAS), widgets=True, wait=True)
+    expected = compose_reply([{"role": "user", "content": PYTHAGORAS}]).text
+    printed = capsys.readouterr().out
+    assert view.done and printed.count(expected) == 1
+    assert f"{expected}\n── done · " in printed
+
+
+# -- a real kernel: the thread keeps drawing while other cells run (ipykernel 7) -------------
+@pytest.mark.slow
+def test_in_a_kernel_updates_keep_coming_while_another_cell_runs(offline) -> None:
+    from jupyter_client.manager import start_new_kernel
+
+    env = {**os.environ, "TEST_OFFLINE_URL": offline.base_url}
+    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(ROOT))
+    try:
+        cell1 = kc.execute(
+            "import os, openai\nfrom helpers import show_stream\n"
+            "client = openai.OpenAI(base_url=os.environ['TEST_OFFLINE_URL'], api_key='k')\n"
+            "view = show_stream(lambda: client.chat.completions.create(model='moonshot-v1-8k',"
+            " stream=True, messages=[{'role': 'user', 'content': '[tokens:400][delay:5]'}]),"
+            " wait=False)\n")
+        meter, root, cell2 = WireMeter(), None, None
+        late_updates, outputs = 0, []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                msg = kc.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                if cell2 and offline.stats()["completed"] and root and \
+                        meter.shown_text(root) == filler_reply(400):
+                    break
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            parent = msg["parent_header"].get("msg_id")
+            if kind.startswith("comm"):
+                meter.apply(kind, content)
+                late_updates += cell2 is not None and kind == "comm_msg"
+            elif kind == "display_data" and parent == cell1:
+                root = content["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+            elif kind == "status" and parent == cell1 and content["execution_state"] == "idle":
+                assert offline.stats()["completed"] == 0, "the cell must not wait for the answer"
+                cell2 = kc.execute("total = sum(range(3_000_000)); print('other cell', total)")
+            elif kind in ("stream", "error", "execute_result"):
+                outputs.append((parent, content.get("text", content.get("ename"))))
+        assert root is not None and late_updates > 0
+        assert meter.shown_text(root) == filler_reply(400)
+        assert outputs == [(cell2, "other cell 4499998500000\n")]  # nothing leaked from threads
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
