@@ -99,6 +99,7 @@ MODELS: dict[str, tuple[str, int]] = {
     "deepseek-reasoner": ("deepseek-reasoner", 131072),
     "gpt-4o-mini": ("openai", 128000),
     "gpt-4.1-mini": ("openai", 1047576),
+    "qwen2.5:0.5b": ("openai", 32768),  # a local server (Ollama >= 0.5.2 honours include_usage)
     "offline-tiny": ("moonshot", 64),
 }
 

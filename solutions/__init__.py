@@ -1,0 +1,6 @@
+"""Solutions to the lessons' exercises, one module per lesson.
+
+Try the exercise first: the self-check cell tells you what is missing. Each module here is
+importable from the project folder (``from solutions.lesson2 import first_words``) and is
+what ``tests/test_exercises.py`` runs the checks against.
+"""
