@@ -60,7 +60,7 @@ class WireSummary:
     chunks: int = 0
     reasoning_chunks: int = 0
     content_chunks: int = 0
-    usage_at: str | None = None
+    usage_at: str | None = None  # every place usage appeared, in order, joined with " + "
     done: bool = False
 
 
@@ -83,5 +83,7 @@ def describe_wire(lines: list[str]) -> WireSummary:
             delta = choice.get("delta") or {}
             summary.reasoning_chunks += bool(delta.get("reasoning_content"))
             summary.content_chunks += bool(delta.get("content"))
-        summary.usage_at = usage_location(payload) or summary.usage_at
+        where = usage_location(payload)
+        if where:
+            summary.usage_at = f"{summary.usage_at} + {where}" if summary.usage_at else where
     return summary
