@@ -82,7 +82,7 @@ _HINTS = {
     401: " (check the API key in your .env)",
     403: " (this key may not use this model)",
     404: " (check the model name and base_url)",
-    429: " (rate limited: wait a little, then retry)",
+    429: " (the SDK already retried; wait a little, then try again)",
 }
 
 
@@ -472,7 +472,8 @@ class StreamView:
             if self.widgets:
                 self._redraw(final=True)
             else:
-                print(f"\n── {self.status()}", file=self.out or sys.stdout, flush=True)
+                gap = "\n" if self.text and not self.text.endswith("\n") else ""
+                print(f"{gap}── {self.status()}", file=self.out or sys.stdout, flush=True)
             if self.on_done is not None:
                 self.on_done(self)
         finally:
