@@ -478,8 +478,9 @@ class OfflineProvider:
                                           separators=(",", ":")).encode() + b"\n\n"
 
         async def pause() -> None:
-            if plan.delay_s:
-                await asyncio.sleep(plan.delay_s)
+            # Always yield, even with no delay: writing to a socket does not, so a zero-delay
+            # stream would otherwise never let the event loop notice a client that left.
+            await asyncio.sleep(plan.delay_s)
 
         if plan.flavor.keep_alive:
             yield "comment", b": keep-alive\n\n"

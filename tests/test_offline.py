@@ -286,3 +286,19 @@ def test_cli_taken_port_is_a_clear_error(offline):
                            str(offline.server.port)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert "already in use" in proc.stdout
+
+
+def test_zero_delay_stream_notices_a_client_that_left_early(offline, caplog):
+    # Regression: with delay_ms=0 the stream never yielded to the event loop, so a client
+    # that left was noticed only after every chunk had been written into a dead socket
+    # (thousands of asyncio "socket.send() raised exception." warnings, outcome "completed").
+    offline.delay_ms = 0
+    with caplog.at_level("WARNING", logger="asyncio"):
+        with client(offline).chat.completions.create(
+                model="moonshot-v1-8k", stream=True,
+                messages=[{"role": "user", "content": "hi [tokens:5000]"}]) as stream:
+            next(iter(stream))
+        record = offline.wait_for(lambda s: s["recent"][-1]["outcome"] != "open")["recent"][-1]
+    assert record["outcome"] == "disconnected"
+    assert record["sent"] < record["planned"]
+    assert not [r for r in caplog.records if r.name == "asyncio"]
