@@ -1,0 +1,156 @@
+"""A bounded, loopback-only load generator that checks every answer byte for byte.
+
+It speaks HTTP/1.1 over raw asyncio streams (one connection per request, ``Connection:
+close``), so the client costs little CPU per chunk and its cost is the same for every target.
+For each request it records the time to the first byte of answer text and the total time,
+then de-chunks the body, extracts the text the way a real client of that route would, and
+compares it with the expected answer.
+
+Route kinds:
+- ``upstream``: OpenAI/Moonshot chunks (``data: {json}``), text from ``choices[0].delta.content``;
+- ``sse``: our relay's named events, text from ``event: delta`` data;
+- ``raw``: the blog's contract, the body is the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+
+FIRST_MARKERS = {"upstream": b'"content":"', "sse": b"event: delta", "raw": b""}
+
+
+@dataclass
+class Sample:
+    """One request's timings and correctness."""
+
+    first: float | None
+    total: float
+    ok: bool
+    error: str = ""
+
+
+@dataclass
+class Report:
+    """All samples of one scenario, with summary statistics."""
+
+    samples: list[Sample] = field(default_factory=list)
+    wall: float = 0.0
+
+    @property
+    def errors(self) -> int:
+        """Number of failed or wrong answers."""
+        return sum(not s.ok for s in self.samples)
+
+    def p50(self, what: str = "total") -> float:
+        """Median of total or first-content times, over the correct samples."""
+        values = [getattr(s, what) for s in self.samples if s.ok and getattr(s, what) is not None]
+        return statistics.median(values) if values else float("nan")
+
+    def first_error(self) -> str:
+        """The first error message, if any."""
+        return next((s.error for s in self.samples if not s.ok), "")
+
+
+def dechunk(body: bytes) -> bytes:
+    """Decode an HTTP/1.1 chunked body."""
+    out, i = bytearray(), 0
+    while True:
+        j = body.index(b"\r\n", i)
+        size = int(body[i:j].split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += body[j + 2 : j + 2 + size]
+        i = j + 2 + size + 2
+
+
+def extract_text(kind: str, body: bytes) -> str:
+    """Return the answer text from a route's body, as a client of that route would read it."""
+    if kind == "raw":
+        return body.decode("utf-8")
+    text = body.decode("utf-8").replace("\r\n", "\n")
+    parts: list[str] = []
+    for block in text.split("\n\n"):
+        event, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+        if not data:
+            continue
+        payload = "\n".join(data)
+        if kind == "upstream":
+            if payload == "[DONE]":
+                continue
+            choices = json.loads(payload).get("choices") or []
+            if choices:
+                parts.append(choices[0]["delta"].get("content") or "")
+        elif event == "delta":
+            parts.append(json.loads(payload)["content"])
+    return "".join(parts)
+
+
+async def one(host: str, port: int, path: str, body: bytes, kind: str, expected: str,
+              timeout: float) -> Sample:
+    """Send one request; time it; check its answer."""
+    marker = FIRST_MARKERS[kind]
+    start = time.perf_counter()
+    first: float | None = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        writer.write(b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                     b"Accept: text/event-stream\r\nAuthorization: Bearer bench-key\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                     % (path.encode(), host.encode(), port, len(body), body))
+        buf = bytearray()
+        head_end = -1
+        async with asyncio.timeout(timeout):
+            while data := await reader.read(65536):
+                buf += data
+                if head_end < 0:
+                    head_end = buf.find(b"\r\n\r\n")
+                if first is None and head_end >= 0:
+                    # the first body bytes that carry answer text
+                    start_scan = max(head_end + 4, len(buf) - len(data) - len(marker))
+                    if (kind == "raw" and len(buf) > head_end + 8) or (
+                            marker and buf.find(marker, start_scan) >= 0):
+                        first = time.perf_counter() - start
+                if buf.endswith(b"\r\n0\r\n\r\n"):
+                    break  # end of a chunked body: do not wait for the server to close
+        total = time.perf_counter() - start
+        writer.close()
+        head, raw = bytes(buf[:head_end]), bytes(buf[head_end + 4 :])
+        status = head.split(b" ", 2)[1]
+        if status != b"200":
+            return Sample(first, total, False, f"HTTP {status.decode()}: {raw[:200]!r}")
+        if b"transfer-encoding: chunked" in head.lower():
+            raw = dechunk(raw)
+        text = extract_text(kind, raw)
+        if text != expected:
+            return Sample(first, total, False, f"text differs ({len(text)} vs {len(expected)})")
+        return Sample(first, total, True)
+    except Exception as exc:  # a benchmark reports failures, it does not stop on them
+        return Sample(first, time.perf_counter() - start, False, f"{type(exc).__name__}: {exc}")
+
+
+async def run(url: str, path: str, body: dict, kind: str, expected: str, *, concurrency: int,
+              requests: int, timeout: float = 60.0) -> Report:
+    """Run ``requests`` requests, ``concurrency`` at a time, against ``url + path``."""
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    payload = json.dumps(body).encode()
+    sem = asyncio.Semaphore(concurrency)
+    report = Report()
+
+    async def limited() -> None:
+        async with sem:
+            report.samples.append(await one(host, int(port), path, payload, kind, expected,
+                                            timeout))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(limited() for _ in range(requests)))
+    report.wall = time.perf_counter() - start
+    return report
