@@ -75,9 +75,13 @@ def chromium_executable() -> str:
     return str(path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_executable: str):
-    """A headless Chromium driven by Playwright, shared by the session's browser tests."""
+    """A headless Chromium driven by Playwright, shared by one test module.
+
+    Module scope on purpose: while Playwright's sync API is active, the main thread looks like
+    it runs an asyncio loop, so ``asyncio.run`` in later test modules would fail.
+    """
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         args = list(CHROMIUM_ARGS)
