@@ -1,0 +1,138 @@
+"""The live view in a real JupyterLab, driven by headless Chromium: it grows, renders, stops.
+
+The offline provider runs in this test process (fixture ``offline``); the kernel reaches it
+through ``TEST_OFFLINE_URL``, so the test reads the provider's counters directly. ``[hold]``
+keeps the answer's last chunk back until :meth:`OfflineProvider.release`, which makes
+"the text grew *before* the answer was complete" provable without any timing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers.offline import OfflineProvider
+from helpers.replies import filler_reply
+
+
+def _load_lab_server():
+    """Load tests/jupyter_server.py by path: its name would shadow the real jupyter_server."""
+    path = Path(__file__).with_name("jupyter_server.py")
+    spec = importlib.util.spec_from_file_location("lab_test_server", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_server = _load_lab_server()
+JupyterServer, jupyter_server = _server.JupyterServer, _server.jupyter_server
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+DEADLINE_MS = 60_000
+CELLS = [
+    "import os, openai\nfrom helpers import show_stream\n"
+    "client = openai.OpenAI(base_url=os.environ['TEST_OFFLINE_URL'], api_key='lab-test',\n"
+    "                       max_retries=0)\n"
+    "def ask(question):\n"
+    "    return lambda: client.chat.completions.create(\n"
+    "        model='moonshot-v1-8k', stream=True,\n"
+    "        messages=[{'role': 'user', 'content': question}])",
+    "growing = show_stream(ask('[hold][tokens:300][delay:20]'))",
+    "print('another cell ran while the answer was streaming')",
+    "math = show_stream(ask('What is the Pythagorean theorem?'))",
+    "long = show_stream(ask('[tokens:3000][delay:20]'))",
+]
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def lab(tmp_path: Path, offline: OfflineProvider) -> Iterator[JupyterServer]:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, tmp_path / "live.ipynb")
+    with jupyter_server(tmp_path, env={"TEST_OFFLINE_URL": offline.base_url}) as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser, lab: JupyterServer):
+    context = browser.new_context(viewport={"width": 1280, "height": 1600})
+    page = context.new_page()
+    page.set_default_timeout(DEADLINE_MS)
+    page.goto(lab.lab_url("live.ipynb"))
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    # A cell run before the kernel is connected is silently skipped: wait for "Idle".
+    page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")).first.wait_for()
+    yield page
+    context.close()
+
+
+def run_next_cell(page) -> None:
+    page.keyboard.press("Shift+Enter")
+
+
+def test_the_view_grows_live_renders_math_and_stops_upstream(page, offline: OfflineProvider):
+    page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
+    run_next_cell(page)  # setup
+    page.locator(".jp-InputPrompt", has_text="[1]:").wait_for()
+    run_next_cell(page)  # the growing answer (its last chunk is held back)
+    view = page.locator(".llm-stream-view").nth(0)
+    body = view.locator(".llm-stream-body")
+
+    # 1. The text grows over several samples while the provider has not finished.
+    samples: list[int] = []
+    deadline = time.monotonic() + DEADLINE_MS / 1000
+    while offline.stats()["held"] == 0 and time.monotonic() < deadline:
+        length = len(words(body.inner_text())) if body.count() else 0
+        if length and (not samples or length > samples[-1]):
+            samples.append(length)
+            assert offline.stats()["completed"] == 0
+    assert len(samples) >= 3, f"the text should grow in steps, saw lengths {samples}"
+    assert offline.stats()["completed"] == 0
+
+    # 2. The kernel is free while the answer streams: another cell runs.
+    run_next_cell(page)
+    page.get_by_text("another cell ran while the answer was streaming").wait_for()
+    assert offline.stats()["completed"] == 0 and "streaming" in view.inner_text()
+
+    # 3. Released, the answer completes and the page shows exactly the provider's answer.
+    offline.release()
+    view.locator(".llm-stream-status", has_text="done").wait_for()
+    assert words(body.inner_text()) == words(filler_reply(300))
+    assert re.search(r"done · 300 tokens · first token after [\d.]+ s", view.inner_text())
+
+    # 4. Markdown with LaTeX is rendered by JupyterLab's own renderer (MathJax).
+    run_next_cell(page)
+    math = page.locator(".llm-stream-view").nth(1)
+    math.locator(".llm-stream-status", has_text="done").wait_for()
+    math.locator(".llm-stream-body mjx-container").first.wait_for()
+    assert "Pythagorean theorem" in math.inner_text() and "$$" not in math.inner_text()
+
+    # 5. Stop: the stream ends early and the provider sees the connection closed.
+    before = offline.stats()["disconnects"]
+    run_next_cell(page)
+    long = page.locator(".llm-stream-view").nth(2)
+    page.wait_for_function(
+        "el => el.innerText.split(/\\s+/).length > 30",
+        arg=long.locator(".llm-stream-body").element_handle())
+    long.locator(".llm-stream-stop").click()
+    stats = offline.wait_for(lambda s: s["disconnects"] > before, timeout=10)
+    record = stats["recent"][-1]
+    assert record["outcome"] == "disconnected" and record["sent"] < record["planned"]
+    long.locator(".llm-stream-status", has_text="stopped").wait_for()
+    shown = len(words(long.locator(".llm-stream-body").inner_text()).split())
+    assert 30 < shown < 3000
