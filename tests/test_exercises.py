@@ -1,0 +1,179 @@
+"""Exercise self-checks: ✅ with the solution, "not yet" with the notebooks' own starter code.
+
+The starter code is read from the committed notebooks (the exercise cells are self-contained),
+so these tests fail if a notebook's starter and its check drift apart.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import openai
+import pytest
+
+from helpers import collect
+from helpers.exercises import (
+    check_lesson1_ex1,
+    check_lesson1_ex2,
+    check_lesson2_ex1,
+    check_lesson2_ex2,
+    check_lesson5_ex1,
+    check_lesson5_ex2,
+    check_lesson6_ex1,
+    check_lesson6_ex2,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = {
+    1: ROOT / "notebooks" / "01_configure_the_sdk.ipynb",
+    2: ROOT / "notebooks" / "02_streaming_chunks.ipynb",
+    5: ROOT / "notebooks" / "05_providers_and_quirks.ipynb",
+    6: ROOT / "notebooks" / "06_errors_and_resilience.ipynb",
+}
+
+
+def solution(lesson: int) -> ModuleType:
+    """Import solutions/lessonN.py (a folder of the project, not an installed package)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"solutions.lesson{lesson}")
+
+
+def exercise_cells(lesson: int) -> list[str]:
+    cells = json.loads(NOTEBOOKS[lesson].read_text())["cells"]
+    return ["".join(c["source"]) for c in cells
+            if c["cell_type"] == "code" and f"check_lesson{lesson}_ex" in "".join(c["source"])]
+
+
+def verdict(capsys: pytest.CaptureFixture[str]) -> str:
+    out = capsys.readouterr().out.strip()
+    assert "\n" not in out, f"a check prints one line, got: {out!r}"
+    return out
+
+
+def client_for(provider) -> openai.OpenAI:
+    return openai.OpenAI(base_url=provider.base_url, api_key="any-key", max_retries=0)
+
+
+@pytest.mark.parametrize("lesson", sorted(NOTEBOOKS))
+def test_committed_starter_cells_say_not_yet_and_do_not_raise(lesson, capsys):
+    cells = exercise_cells(lesson)
+    assert 1 <= len(cells) <= 2, f"lesson {lesson}: one or two exercise cells"
+    namespace: dict = {}  # one kernel: the second cell uses the first cell's import
+    for source in cells:
+        exec(compile(source, f"lesson{lesson}-exercise", "exec"), namespace)
+        out = verdict(capsys)
+        assert out.startswith("not yet: "), out
+        assert "✅" not in out
+
+
+def test_lesson1_solutions_pass(offline, capsys):
+    answers = solution(1)
+    check_lesson1_ex1(answers.short_answer(client_for(offline), "moonshot-v1-8k"))
+    assert verdict(capsys).startswith("✅")
+    check_lesson1_ex2(answers.global_config())
+    assert verdict(capsys).startswith("✅")
+
+
+def test_lesson1_hints_name_what_is_wrong(offline, capsys):
+    full = client_for(offline).chat.completions.create(
+        model="moonshot-v1-8k", messages=[{"role": "user", "content": "What is 1+1?"}])
+    check_lesson1_ex1(full)
+    assert verdict(capsys) == ("not yet: finish_reason is 'stop': pass max_tokens=10 so the "
+                               "answer is cut short")
+    cn = solution(1).load_config(env={"MOONSHOT_API_KEY": "demo-key-0123456789"})
+    check_lesson1_ex2(cn)
+    assert "set LLM_PROVIDER to the global Moonshot preset" in verdict(capsys)
+
+
+def test_lesson2_solutions_pass(offline, capsys):
+    answers = solution(2)
+    check_lesson2_ex1(answers.first_words)
+    assert verdict(capsys).startswith("✅")
+    check_lesson2_ex2(*answers.usage_both_ways(client_for(offline)))
+    assert verdict(capsys).startswith("✅")
+
+
+def test_lesson2_first_words_that_forgets_to_close_is_told(capsys):
+    def first_words(stream, n):
+        pieces = []
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+                if len(pieces) == n:
+                    return pieces
+        return pieces
+
+    check_lesson2_ex1(first_words)
+    assert "the stream is still open" in verdict(capsys)
+
+
+def test_lesson2_usage_swapped_is_told(offline, capsys):
+    plain, counted = solution(2).usage_both_ways(client_for(offline))
+    check_lesson2_ex2(counted, plain)
+    assert verdict(capsys).startswith("not yet: `plain` has usage")
+
+
+def test_lesson5_solutions_pass(capsys):
+    answers = solution(5)
+    check_lesson5_ex1(answers.ask_with_usage)
+    assert verdict(capsys).startswith("✅")
+    check_lesson5_ex2(answers.split_thinking)
+    assert verdict(capsys).startswith("✅")
+
+
+def test_lesson5_forgetting_include_usage_is_told(capsys):
+    def ask_with_usage(client, model, question):
+        result = collect(client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": question}], stream=True))
+        return result.text, result.usage.total_tokens if result.usage else None
+
+    check_lesson5_ex1(ask_with_usage)
+    assert verdict(capsys).startswith("not yet: qwen-plus gave no total")
+
+
+def test_lesson5_mixing_reasoning_into_the_answer_is_told(capsys):
+    def split_thinking(stream):
+        result = collect(stream)
+        return "", result.reasoning + result.text
+
+    check_lesson5_ex2(split_thinking)
+    assert verdict(capsys).startswith("not yet: deepseek-reasoner: the answer differs")
+
+
+def test_lesson6_solutions_pass(capsys):
+    answers = solution(6)
+    check_lesson6_ex1(answers.should_retry)
+    assert verdict(capsys).startswith("✅")
+    check_lesson6_ex2(answers.ask_keep_partial)
+    assert verdict(capsys).startswith("✅")
+
+
+def test_lesson6_retrying_everything_is_told(capsys):
+    check_lesson6_ex1(lambda err: True)
+    assert verdict(capsys) == ("not yet: should_retry(BadRequestError) is True, expected False: "
+                               "the same request fails the same way")
+
+
+def test_lesson6_losing_the_partial_text_is_told(capsys):
+    def ask_keep_partial(client, model, messages):
+        try:
+            return collect(client.chat.completions.create(
+                model=model, messages=messages, stream=True)).text, None
+        except openai.APIError as err:
+            return "", err
+
+    check_lesson6_ex2(ask_keep_partial)
+    assert verdict(capsys).startswith("not yet: the text so far should be kept")
+
+
+def test_a_check_reports_the_learners_exception_instead_of_raising(capsys):
+    def broken(*args):
+        raise KeyError("oops")
+
+    check_lesson6_ex1(broken)
+    assert verdict(capsys) == "not yet: your code raised KeyError: 'oops'"
