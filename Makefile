@@ -39,6 +39,11 @@ outputs: $(STAMP)
 	LLM_PROVIDER=offline $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.timeout=120 $(NB)
 
+# The notebooks, with the outputs CI verified, as static HTML in site/ (open site/index.html).
+# Lesson run times: `LLM_PROVIDER=offline $(BIN)/python tools/time_lessons.py` -> docs/lessons.md.
+docs: $(STAMP)
+	$(BIN)/python tools/build_docs.py --out site
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 

@@ -1,0 +1,41 @@
+"""`make docs` renders the lessons with their outputs; the timing script writes a readable table."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_docs_renders_a_lesson_with_its_outputs_and_an_index(tmp_path):
+    lesson = ROOT / "notebooks" / "05_providers_and_quirks.ipynb"
+    assert tool("build_docs").main(["--out", str(tmp_path), str(lesson)]) == 0
+    page = (tmp_path / "05_providers_and_quirks.html").read_text(encoding="utf-8")
+    assert "Lesson 5 · Providers and their quirks" in page
+    assert "choices[0].usage + trailing chunk" in page  # an output, not just the source
+    assert "勾股定理" in page
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    link = '<a href="05_providers_and_quirks.html">Lesson 5 · Providers and their quirks</a>'
+    assert link in index
+
+
+def test_timing_table_marks_lessons_over_the_target():
+    timing = tool("time_lessons")
+    table = timing.to_markdown(
+        [timing.Timing("05_x", "Lesson 5 · X", 13, 3.14, 2.0),
+         timing.Timing("06_y", "Lesson 6 · Y", 12, 12.5, 9.0)],
+        runs=3, machine="a test machine", when="2026-01-01")
+    assert "| `05_x` | Lesson 5 · X | 13 | 3.1 | 2.0 | yes |" in table
+    assert "| `06_y` | Lesson 6 · Y | 12 | 12.5 | 9.0 | **no** |" in table
+    assert "tools/time_lessons.py" in table and "Median of 3 run(s)" in table
