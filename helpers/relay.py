@@ -4,10 +4,10 @@ The browser never talks to the provider. It POSTs a question to the relay; the r
 provider with the official ``openai`` SDK (the key stays in this process) and forwards the
 answer as Server-Sent Events. The wire contract is in docs/architecture.md; in short:
 
-``POST /api/chat/stream``   ``{"question", "history"}`` or ``{"messages"}`` -> ``text/event-stream``
-                            with ``delta``/``reasoning``/``usage`` events, then ``done`` or ``error``
-``POST /chatbot/llm/chatstream``  ``{"question"}`` -> the bare answer text (the blog's contract)
-``GET /``, ``GET /healthz``  the chat page (helpers/static/) and a liveness check
+- ``POST /api/chat/stream``: ``{"question", "history"}`` or ``{"messages"}`` in,
+  ``text/event-stream`` out: ``delta``/``reasoning``/``usage`` events, then ``done`` or ``error``;
+- ``POST /chatbot/llm/chatstream``: ``{"question"}`` in, the bare answer text out (the blog's);
+- ``GET /`` the chat page (helpers/static/), ``GET /healthz`` a liveness check.
 
 Deliberate choices:
 
@@ -205,16 +205,20 @@ def _scrub(text: str, secret: str) -> str:
     return text
 
 
-def _failure(exc: BaseException, secret: str) -> tuple[int, str, str, int | None]:
+def _failure(exc: BaseException, secret: str,
+             read_timeout: float) -> tuple[int, str, str, int | None]:
     """Map an upstream failure to (relay status, error type, message, upstream status)."""
     if isinstance(exc, openai.APITimeoutError):
-        return 504, "upstream_timeout", "The provider did not answer in time", None
+        return (504, "upstream_timeout",
+                f"The provider sent nothing for {read_timeout:g} s (read timeout)", None)
     if isinstance(exc, openai.APIConnectionError):
-        return 502, "upstream_unreachable", "Could not reach the provider", None
+        return 502, "upstream_connection_error", "The connection to the provider failed", None
     if isinstance(exc, openai.APIStatusError):
         body = exc.body if isinstance(exc.body, Mapping) else {}
         kind = str(body.get("type") or "upstream_error")
         message = str(body.get("message") or f"The provider answered {exc.status_code}")
+        if exc.status_code in (401, 403):
+            message = f"The provider refused the relay's API key ({exc.status_code}): {message}"
         status = exc.status_code if exc.status_code in _PASS_THROUGH else 502
         return status, kind, _scrub(message, secret), exc.status_code
     if isinstance(exc, openai.APIError):
@@ -389,7 +393,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         return await anext(events), events
 
     def refuse(exc: Exception) -> JSONResponse:
-        status, kind, message, _ = _failure(exc, secret)
+        status, kind, message, _ = _failure(exc, secret, read_timeout)
         log.info("upstream failed before streaming: %s %s", status, kind)
         return _error_response(status, kind, message)
 
@@ -407,7 +411,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                 async for name, data in events:
                     yield encode_event(name, data)
             except Exception as exc:
-                _, kind, message, upstream = _failure(exc, secret)
+                _, kind, message, upstream = _failure(exc, secret, read_timeout)
                 log.info("upstream failed while streaming: %s", kind)
                 yield encode_event("error", {"type": kind, "message": message,
                                              "status": upstream})
@@ -438,7 +442,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                         yield data["content"].encode()
             except Exception as exc:
                 log.info("upstream failed while streaming raw text: %s",
-                         _failure(exc, secret)[1])
+                         _failure(exc, secret, read_timeout)[1])
             finally:
                 with anyio.CancelScope(shield=True):
                     await events.aclose()
