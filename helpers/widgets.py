@@ -513,8 +513,9 @@ class StreamView:
                 self._status.value = status
                 self._status_text = status
                 self._last_status = now
-        if final:
+        if final:  # nothing left to stop: the status line gets the whole row
             self._stop_button.disabled = True
+            self._stop_button.layout.display = "none"
         self._drawn = (version, state)
         self._drawn_state = state
         self._last_draw = now
