@@ -6,6 +6,7 @@ Import what a lesson needs by name; nothing here starts a server or reads ``.env
 from .chat_ui import ChatUI
 from .errors import error_summary, friendly_message
 from .offline import OfflineProvider, start_offline
+from .relay import Relay, create_app, start_relay
 from .servers import BackgroundServer, PortInUseError
 from .settings import (
     PROVIDERS,
@@ -27,4 +28,5 @@ __all__ = [
     "iter_text", "load_config", "make_async_client", "make_client", "mask_key", "start_offline",
     "ChatUI", "SimClock", "StreamView", "WireMeter", "paced", "show_stream",
     "describe_wire", "error_summary", "friendly_message", "raw_sse_lines",
+    "Relay", "create_app", "start_relay",
 ]
