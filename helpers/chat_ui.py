@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .widgets import StreamView, _Column, has_live_frontend, in_kernel
+from .widgets import AppendOnlyColumn, StreamView, has_live_frontend, in_kernel
 
 __all__ = ["ChatUI"]
 
@@ -54,7 +54,7 @@ class ChatUI:
         import ipywidgets as w
 
         self._layout = w.Layout()
-        self._column = _Column(self._layout)
+        self._column = AppendOnlyColumn(self._layout)
         self._log = w.VBox([self._column.root])
         self._log.add_class("llm-chat-log")
         self.input = w.Textarea(placeholder="Ask a math question…", rows=2,
@@ -128,7 +128,7 @@ class ChatUI:
         self.views.clear()
         self._current = None
         if self.widgets:
-            self._column = _Column(self._layout)
+            self._column = AppendOnlyColumn(self._layout)
             self._log.children = (self._column.root,)
             self.send_button.disabled = False
 

@@ -60,8 +60,9 @@ import openai
 from .streaming import StreamResult
 
 __all__ = [
-    "HARD_LIMIT", "RATE", "SOFT_LIMIT", "STATUS_RATE", "StreamView", "describe_error",
-    "has_live_frontend", "in_kernel", "show_stream", "split_blocks", "status_line",
+    "HARD_LIMIT", "RATE", "SOFT_LIMIT", "STATUS_RATE", "AppendOnlyColumn", "StreamView",
+    "describe_error", "has_live_frontend", "in_kernel", "show_stream", "split_blocks",
+    "status_line",
 ]
 
 #: Redraws per second, at most.
@@ -230,7 +231,7 @@ def _markdown(text: str) -> dict[str, Any]:
     return {"output_type": "display_data", "data": {"text/markdown": text}, "metadata": {}}
 
 
-class _Column:
+class AppendOnlyColumn:
     """An append-only column of widgets; each append costs the same, however long it is."""
 
     def __init__(self, layout: Any) -> None:
@@ -300,7 +301,7 @@ class StreamView:
         import ipywidgets as w
 
         self._layout = w.Layout()
-        self._column = _Column(self._layout)
+        self._column = AppendOnlyColumn(self._layout)
         self._tail = w.Output(layout=self._layout)
         self._status = w.HTML(value=self._status_html("ready"))
         self._status.add_class("llm-stream-status")
@@ -374,8 +375,12 @@ class StreamView:
                     self._cond.wait(0.05 if left is None else min(left, 0.05))
             return self.result
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not self._done.wait(left):
-            raise TimeoutError(f"the answer was not complete after {timeout} s")
+        try:
+            if not self._done.wait(left):
+                raise TimeoutError(f"the answer was not complete after {timeout} s")
+        except KeyboardInterrupt:  # interrupting a waiting cell stops the answer too
+            self.stop()
+            raise
         return self.result
 
     def status(self) -> str:
@@ -491,7 +496,10 @@ class StreamView:
         except Exception as exc:  # never print from a thread; show it in the view instead
             self.error = self.error or f"view failed: {describe_error(exc)}"
         finally:
-            self._finish()
+            try:
+                self._finish()
+            except Exception:  # a traceback from a thread would land in whichever cell runs
+                pass
 
     def _redraw(self, final: bool = False) -> None:
         import ipywidgets as w
