@@ -34,7 +34,7 @@ from helpers.widget_meter import SimClock, WireMeter, paced  # noqa: E402
 from helpers.widgets import StreamView  # noqa: E402
 
 TOKENS = 5000
-REPEATS = 5
+REPEATS = 7
 MODEL = "moonshot-v1-8k"
 
 
@@ -92,6 +92,8 @@ def main() -> int:
     try:
         client = openai.OpenAI(base_url=provider.base_url, api_key="bench", max_retries=0)
         results: dict[str, list[dict]] = {"no view": [], "StreamView": [], "naive": []}
+        for kind in results:  # warm up: imports, connection pool, first-call costs
+            run(kind, client)
         for _ in range(REPEATS):
             for kind in results:
                 results[kind].append(run(kind, client))
@@ -104,23 +106,28 @@ def main() -> int:
     def med(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])
 
-    base = med("no view", "seconds")
+    def best(kind: str) -> float:  # the least disturbed run: other processes only add time
+        return min(r["seconds"] for r in results[kind])
+
+    base = best("no view")
     text_bytes = results["no view"][0]["text"]
     rows = []
     for kind in results:
-        seconds = med(kind, "seconds")
+        seconds = best(kind)
         redraws = med(kind, "redraws")
         sent = med(kind, "bytes")
         rows.append((kind, f"{seconds:.3f}", f"{seconds / base:.2f}", f"{redraws:.0f}",
                      f"{redraws / seconds:.0f}" if redraws else "-",
                      f"{sent:,.0f}", f"{sent / text_bytes:.1f}" if sent else "-"))
     header = ("view", "seconds", "× no view", "redraws", "redraws/s", "bytes sent", "× text")
+    # redraws/s: median redraws over the best time, an upper estimate of the rate
     paced_rows = [(kind, f"{r['seconds']:.0f}", f"{r['redraws']}",
                    f"{r['redraws'] / r['seconds']:.0f}", f"{r['bytes']:,}",
                    f"{r['bytes'] / text_bytes:.1f}") for kind, r in paced_results.items()]
     paced_header = ("view", "sim. seconds", "redraws", "redraws/s", "bytes sent", "× text")
 
-    intro = (f"{TOKENS} tokens at zero delay, text {text_bytes:,} bytes, median of {REPEATS} runs; "
+    intro = (f"{TOKENS} tokens at zero delay, text {text_bytes:,} bytes; "
+             f"best time and median counts of {REPEATS} runs; "
              f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
              f"ipywidgets {ipywidgets.__version__}")
     table = markdown_table(header, rows)
@@ -184,6 +191,17 @@ How to read it:
   price of drawing while reading.
 
 Figures are from one machine; compare ratios, not absolute times. Tests never assert speed.
+
+## Why plain ipywidgets (and not anywidget)
+
+Built-in widgets have no "append" message: every update replaces a value. So the view never
+updates one growing value; it appends finished blocks as new small `Output` widgets (each
+sent once, chained so that appending does not re-send a growing `children` list) and replaces
+only the open block, whose size is bounded. That is linear, which is the target. An anywidget
+could send raw deltas and cut the per-redraw overhead, but it would have to bring its own
+Markdown and LaTeX renderers to the browser, while `Output` widgets reuse JupyterLab's own
+(MathJax included, offline, same look as a Markdown cell). The measurement above did not give
+a reason to pay that price.
 """
 
 
