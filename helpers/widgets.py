@@ -557,6 +557,19 @@ def _close(stream: Any) -> None:
             pass
 
 
+_BY_CELL: dict[str, StreamView] = {}
+
+
+def _cell_id() -> str | None:
+    """The id of the notebook cell running now (JupyterLab sends it), if known."""
+    try:
+        parent = _get_ipython().get_parent()
+    except Exception:
+        return None
+    cell = (parent or {}).get("metadata", {}).get("cellId")
+    return cell if isinstance(cell, str) else None
+
+
 def show_stream(request: Request, *, wait: bool | None = None, **options: Any) -> StreamView:
     """Display a :class:`StreamView`, start it, and return it (assign it: ``view = ...``).
 
@@ -573,6 +586,12 @@ def show_stream(request: Request, *, wait: bool | None = None, **options: Any) -
         return view
     from IPython.display import display
 
+    cell = _cell_id()
+    previous = _BY_CELL.get(cell) if cell else None
+    if previous is not None and not previous.done:
+        previous.stop()  # re-running a cell must not leave its old answer running (and billed)
+    if cell:
+        _BY_CELL[cell] = view
     display(view)
     view.start(request)
     if wait if wait is not None else not has_live_frontend():

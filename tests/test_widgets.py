@@ -287,3 +287,18 @@ def test_in_a_kernel_updates_keep_coming_while_another_cell_runs(offline) -> Non
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_rerunning_a_cell_stops_the_answer_it_started(client, offline, monkeypatch) -> None:
+    import helpers.widgets as widgets_module
+
+    monkeypatch.setattr(widgets_module, "_cell_id", lambda: "cell-7")
+    monkeypatch.setattr(widgets_module, "_BY_CELL", {})
+    with WireMeter():
+        first = show_stream(ask(client, "[tokens:5000][delay:5]"), widgets=True, wait=False)
+        first.wait(30, tokens=5)
+        second = show_stream(ask(client, PYTHAGORAS), widgets=True, wait=False)
+        first.wait(30)
+        second.wait(30)
+    assert first.state == "stopped" and second.state == "done"
+    offline.wait_for(lambda s: s["disconnects"] >= 1, timeout=10)
