@@ -491,7 +491,7 @@ class StreamView:
             while not self._finished.wait(interval):
                 with self._cond:
                     changed = self._drawn != (self._version, self.state)
-                if changed:
+                if changed and self.clock() - self._last_draw >= interval:  # never early
                     self._redraw()
         except Exception as exc:  # never print from a thread; show it in the view instead
             self.error = self.error or f"view failed: {describe_error(exc)}"
@@ -504,6 +504,7 @@ class StreamView:
     def _redraw(self, final: bool = False) -> None:
         import ipywidgets as w
 
+        now = self.clock()  # when this redraw starts: the rate limit counts from here
         with self._cond:
             text, state, version = self.result.text, self.state, self._version
         blocks, tail = split_blocks(text[self._committed:], soft_limit=self.soft_limit,
@@ -514,7 +515,6 @@ class StreamView:
         if tail != self._tail_text:
             self._tail.outputs = (_markdown(tail),) if tail else ()
             self._tail_text = tail
-        now = self.clock()
         if final or state != self._drawn_state or now - self._last_status >= 1 / STATUS_RATE:
             status = self._status_html(state)
             if status != self._status_text:
