@@ -19,7 +19,9 @@ Deliberate choices:
   ``EventSourceResponse`` (and Starlette's ``StreamingResponse``) watch for
   ``http.disconnect`` and cancel the generator; its ``finally`` closes the SDK stream, which
   closes the provider connection (tokens are money). The close is shielded from the
-  cancellation, or it would be cancelled too.
+  cancellation, or it would be cancelled too. When the provider's bytes are already waiting,
+  reading and writing never suspend, so the relay yields to the event loop after every
+  event: otherwise it would not hear of the hang-up until the whole answer was relayed.
 - **Guards, not "bind and hope".** Bound to 127.0.0.1; the Host header must be a loopback
   name or an allowed host (a DNS-rebinding page reaches 127.0.0.1 under *its own* name); an
   ``Origin`` must be the same origin or an allowed one (other sites' pages get 403, allowed
@@ -53,6 +55,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
+import anyio.lowlevel
 import openai
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -410,6 +413,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                 yield encode_event(*first)
                 async for name, data in events:
                     yield encode_event(name, data)
+                    await anyio.lowlevel.checkpoint()  # let a hang-up be noticed, see below
             except Exception as exc:
                 _, kind, message, upstream = _failure(exc, secret, read_timeout)
                 log.info("upstream failed while streaming: %s", kind)
@@ -440,6 +444,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                 async for name, data in events:
                     if name == "delta":
                         yield data["content"].encode()
+                    await anyio.lowlevel.checkpoint()
             except Exception as exc:
                 log.info("upstream failed while streaming raw text: %s",
                          _failure(exc, secret, read_timeout)[1])
