@@ -137,6 +137,35 @@ def test_stream_sends_deltas_then_usage_then_done(app: Any, offline: OfflineProv
     assert (stats["chat_requests"], stats["completed"]) == (1, 1)
 
 
+def test_reasoning_model_streams_reasoning_events_first(offline: OfflineProvider) -> None:
+    config = Config("offline", offline.base_url, "kimi-k2-thinking", "test-key")
+    question = "What is a derivative?"
+    events = sse_events(call(create_app(config), "POST", "/api/chat/stream",
+                             json={"question": question}).text)
+    names = [name for name, _ in events]
+    first_delta = names.index("delta")
+    assert set(names[:first_delta]) == {"reasoning"} and first_delta > 0
+    thought = "".join(d["content"] for e, d in events if e == "reasoning")
+    expected = compose_reply([{"role": "user", "content": question}], reasoning=True)
+    assert thought == expected.reasoning and text_of(events) == expected.text
+    assert names[-2:] == ["usage", "done"]
+
+
+@pytest.mark.parametrize(("provider", "model"), [
+    ("moonshot", "moonshot-v1-8k"),   # usage inside choices[0], never asked for
+    ("offline", "gpt-4o-mini"),       # usage only in a trailing chunk, when asked
+    ("offline", "deepseek-chat"),     # keep-alive comments before the first chunk
+], ids=["moonshot-in-choice", "openai-trailing-chunk", "deepseek-keep-alive"])
+def test_usage_arrives_whatever_the_provider_flavour(offline: OfflineProvider, provider: str,
+                                                     model: str) -> None:
+    config = Config(provider, offline.base_url, model, "test-key")
+    events = sse_events(call(create_app(config), "POST", "/api/chat/stream",
+                             json={"question": "What is 1+1?"}).text)
+    assert [name for name, _ in events][-2:] == ["usage", "done"]
+    assert dict(events)["usage"]["completion_tokens"] == 8
+    assert text_of(events) == "$1 + 1 = 2$."
+
+
 def test_each_data_line_is_one_json_object(app: Any) -> None:
     response = call(app, "POST", "/api/chat/stream",
                     json={"question": "What is the quadratic formula?"})
