@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -58,8 +59,9 @@ def process(*args: str):
                             cwd=ROOT, env=env)
     try:
         line = proc.stdout.readline().strip()
-        url = line.split()[-1] if line else ""
-        if not url.startswith("http"):
+        found = re.search(r"http://[^\s/]+(?:/v1)?", line)
+        url = found.group(0) if found else ""
+        if not url:
             raise RuntimeError(f"{args[0]} did not print its URL (got {line!r})")
         yield url.removesuffix("/v1").rstrip("/"), proc.pid
     finally:

@@ -148,6 +148,7 @@ def main() -> None:
     args = parser.parse_args()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
     sock.bind(("127.0.0.1", args.port))
     print(f"http://127.0.0.1:{sock.getsockname()[1]}/v1", flush=True)
     asyncio.run(serve(sock, args.chunks, args.delay_ms))

@@ -10,6 +10,8 @@ Deliberate choices:
 - **``loop="asyncio"`` and ``log_config=None``.** uvicorn must not install a global event-loop
   policy or reconfigure logging inside a Jupyter kernel; its loggers stay quiet except for
   real errors (nbval compares stderr).
+- **TCP_NODELAY on the listening socket** (inherited by accepted ones): streaming is many
+  small writes, and Nagle's algorithm would hold them for the client's delayed ACK.
 - **Bounded stop.** ``should_exit`` asks uvicorn to finish; open streams get
   ``timeout_graceful_shutdown`` seconds, then ``force_exit``; the join is always bounded.
 """
@@ -38,6 +40,11 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this on Linux. asyncio sets it only on sockets whose
+    # ``proto`` is IPPROTO_TCP, which a plain ``socket.socket()`` is not; without it, Nagle's
+    # algorithm holds each small SSE write until the client ACKs the previous one, and a
+    # client that delays its ACK (40 ms on Linux, on a reused connection) stalls the stream.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:

@@ -73,3 +73,12 @@ def test_stop_with_an_open_stream_is_bounded():
         srv.stop(timeout=4)
     assert not srv.running and not thread.is_alive()
     assert "t-open" not in running_servers()
+
+
+def test_nodelay_is_set_so_small_stream_writes_are_not_held_for_acks():
+    """Regression: sockets we bound ourselves kept Nagle on, adding ~40 ms per reused request."""
+    with BackgroundServer(app(), name="t-nodelay") as srv:
+        assert srv._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        with socket.create_connection(("127.0.0.1", srv.port)) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200 OK" in client.recv(1024)
