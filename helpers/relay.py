@@ -413,7 +413,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                 yield encode_event(*first)
                 async for name, data in events:
                     yield encode_event(name, data)
-                    await anyio.lowlevel.checkpoint()  # let a hang-up be noticed, see below
+                    await anyio.lowlevel.checkpoint()  # notice a hang-up: module docstring
             except Exception as exc:
                 _, kind, message, upstream = _failure(exc, secret, read_timeout)
                 log.info("upstream failed while streaming: %s", kind)
@@ -438,9 +438,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
             # No framing: a failure midway can only end the text early, and the reader
             # cannot tell it from a short answer. That is the lesson's point.
             try:
-                for name, data in [first]:
-                    if name == "delta":
-                        yield data["content"].encode()
+                if first[0] == "delta":
+                    yield first[1]["content"].encode()
                 async for name, data in events:
                     if name == "delta":
                         yield data["content"].encode()
