@@ -604,7 +604,7 @@ def test_cli_taken_port_is_a_clear_error() -> None:
 
 @pytest.mark.parametrize("upstream", ["offline-in-process", "base-url"])
 def test_cli_serves_until_sigterm(offline: OfflineProvider, upstream: str) -> None:
-    args = ["--port", "0"]
+    args = ["--port", "0", "--read-timeout", "0.5"]
     if upstream == "base-url":
         args += ["--base-url", offline.base_url, "--api-key", "local-key",
                  "--model", "moonshot-v1-8k"]
@@ -619,6 +619,9 @@ def test_cli_serves_until_sigterm(offline: OfflineProvider, upstream: str) -> No
         events = sse_events(httpx.post(url + "api/chat/stream", timeout=10,
                                        json={"question": "What is 1+1?"}).text)
         assert text_of(events) == "$1 + 1 = 2$."
+        stalled = sse_events(httpx.post(url + "api/chat/stream", timeout=10,
+                                        json={"question": "hi [fault:stall]"}).text)
+        assert stalled[-1][1]["message"] == "The provider sent nothing for 0.5 s (read timeout)"
         if upstream == "base-url":
             assert offline.stats()["completed"] == 1  # it really used the given upstream
         proc.send_signal(signal.SIGTERM)

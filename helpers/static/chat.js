@@ -14,6 +14,7 @@
   var answer = $("answer"), reasoning = $("reasoning"), reasoningBox = $("reasoning-box");
   var usage = $("usage"), errorBox = $("error"), status = $("status");
   var history = [];          // earlier turns, sent with each question
+  var MAX_HISTORY = 20;      // the relay accepts 40 messages; keep the last 10 turns
   var controller = null;     // aborts the running request (Stop)
 
   function setState(state) {
@@ -50,7 +51,7 @@
       var response = await fetch("api/chat/stream", {
         method: "POST",
         headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
-        body: JSON.stringify({ question: q, history: history }),
+        body: JSON.stringify({ question: q, history: history.slice(-MAX_HISTORY) }),
         signal: controller.signal,
       });
       if (!response.ok) {
