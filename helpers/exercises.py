@@ -167,6 +167,10 @@ def check_lesson5_ex1(ask_with_usage: Any) -> str:
         _require(provider.stats()["streams"] > streams, f"{model}: use stream=True")
         _require(text == "".join(_pieces(PYTHAGORAS_ZH)),
                  f"{model}: the text differs from the answer (join every delta.content)")
+        _require(total is not None or model != "deepseek-chat",
+                 "deepseek-chat gave no total: its usage is at the top level of the chunk that "
+                 "has finish_reason (read chunk.usage on every chunk, not only when choices "
+                 "is empty)")
         _require(total is not None, f"{model} gave no total: OpenAI-style providers send usage "
                                     "only with stream_options={'include_usage': True}")
         _require(isinstance(total, int) and total > 0, f"{model}: total should be an int > 0, "

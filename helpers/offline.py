@@ -8,7 +8,8 @@ carries ``role: "assistant"``; content deltas follow; the final chunk carries
 ``finish_reason`` and ``usage`` *inside* ``choices[0]``; then ``data: [DONE]``.
 ``stream_options.include_usage`` is honoured the OpenAI way (a trailing chunk with empty
 ``choices`` and top-level ``usage``). Other model families imitate their provider's quirks,
-see ``FLAVORS``.
+see ``FLAVORS``: ``deepseek-*`` always puts top-level ``usage`` on the chunk that carries
+``finish_reason`` (and never sends a separate usage chunk, as DeepSeek's API reference says).
 
 Markers in the last user message provoke behaviour on demand (lessons, tests, the browser page):
 
@@ -76,13 +77,16 @@ class Flavor:
     usage_in_choice: bool  # Moonshot: usage inside choices[0] of the final chunk
     keep_alive: bool  # DeepSeek: ": keep-alive" comment lines before the first chunk
     reasoning: bool  # streams delta.reasoning_content before the answer
+    usage_on_final: bool = False  # DeepSeek: top-level usage on the finish_reason chunk, always
 
 
 FLAVORS: dict[str, Flavor] = {
     "moonshot": Flavor(usage_in_choice=True, keep_alive=False, reasoning=False),
     "openai": Flavor(usage_in_choice=False, keep_alive=False, reasoning=False),
-    "deepseek": Flavor(usage_in_choice=False, keep_alive=True, reasoning=False),
-    "deepseek-reasoner": Flavor(usage_in_choice=False, keep_alive=True, reasoning=True),
+    "deepseek": Flavor(usage_in_choice=False, keep_alive=True, reasoning=False,
+                       usage_on_final=True),
+    "deepseek-reasoner": Flavor(usage_in_choice=False, keep_alive=True, reasoning=True,
+                                usage_on_final=True),
     "kimi-thinking": Flavor(usage_in_choice=True, keep_alive=False, reasoning=True),
 }
 
@@ -469,11 +473,12 @@ class OfflineProvider:
         """Yield (kind, bytes) wire events; kind is "chunk", "comment" or "done"."""
         created = int(time.time())
 
-        def chunk(delta: dict, finish_reason: str | None = None, **extra: Any) -> bytes:
+        def chunk(delta: dict, finish_reason: str | None = None, top: dict | None = None,
+                  **extra: Any) -> bytes:
             choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish_reason}
             choice.update(extra)
             payload = {"id": ident, "object": "chat.completion.chunk", "created": created,
-                       "model": plan.model, "choices": [choice]}
+                       "model": plan.model, "choices": [choice], **(top or {})}
             return b"data: " + json.dumps(payload, ensure_ascii=False,
                                           separators=(",", ":")).encode() + b"\n\n"
 
@@ -501,8 +506,9 @@ class OfflineProvider:
             await self._wait_for_release(plan.hold)
         await pause()
         extra = {"usage": usage} if plan.flavor.usage_in_choice else {}
-        yield "chunk", chunk({}, finish, **extra)
-        if plan.include_usage:
+        top = {"usage": usage} if plan.flavor.usage_on_final else None
+        yield "chunk", chunk({}, finish, top, **extra)
+        if plan.include_usage and not plan.flavor.usage_on_final:
             payload = {"id": ident, "object": "chat.completion.chunk", "created": created,
                        "model": plan.model, "choices": [], "usage": usage}
             yield "chunk", b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"

@@ -136,6 +136,23 @@ def test_lesson5_forgetting_include_usage_is_told(capsys):
     assert verdict(capsys).startswith("not yet: qwen-plus gave no total")
 
 
+def test_lesson5_reading_usage_only_from_empty_choices_chunks_is_told(capsys):
+    def ask_with_usage(client, model, question):
+        text, total = "", None
+        for chunk in client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": question}], stream=True,
+                stream_options={"include_usage": True}):
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+                total = (chunk.choices[0].model_extra or {}).get("usage", {}).get("total_tokens")
+            elif chunk.usage:
+                total = chunk.usage.total_tokens
+        return text, total
+
+    check_lesson5_ex1(ask_with_usage)
+    assert verdict(capsys).startswith("not yet: deepseek-chat gave no total: its usage is at")
+
+
 def test_lesson5_mixing_reasoning_into_the_answer_is_told(capsys):
     def split_thinking(stream):
         result = collect(stream)

@@ -302,3 +302,16 @@ def test_zero_delay_stream_notices_a_client_that_left_early(offline, caplog):
     assert record["outcome"] == "disconnected"
     assert record["sent"] < record["planned"]
     assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+@pytest.mark.parametrize("options", [{}, {"stream_options": {"include_usage": True}}],
+                         ids=["plain", "include_usage"])
+def test_deepseek_puts_usage_on_the_finish_chunk_and_never_sends_a_usage_chunk(offline, options):
+    chunks = list(client(offline).chat.completions.create(
+        model="deepseek-chat", messages=QUESTION, stream=True, **options))
+    last = chunks[-1]
+    assert last.choices and last.choices[0].finish_reason == "stop"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert last.usage is not None and last.usage.completion_tokens == len(split_pieces(text))
+    assert all(c.choices for c in chunks), "no usage-only chunk with empty choices"
+    assert [c for c in chunks if c.usage is not None] == [last]
