@@ -66,11 +66,25 @@ class _RecordingComm(BaseComm):
         self._meter._record(msg_type, content, metadata or {}, buffers)
 
 
+class _StableSession(Session):
+    """A Session whose message ids do not embed the process id.
+
+    jupyter_client's ids are ``{session}_{pid}_{n}``; a pid with one more digit adds a byte
+    to every message, so byte counts would change from run to run and machine to machine.
+    """
+
+    @property
+    def msg_id(self) -> str:
+        number = self.message_count
+        self.message_count += 1
+        return f"{self.session}_10000_{number}"
+
+
 class WireMeter:
     """Record every widget message (comm open/update/close) and count its bytes."""
 
     def __init__(self) -> None:
-        self._session = Session(key=b"0" * 32, username="kernel")
+        self._session = _StableSession(key=b"0" * 32, username="kernel")
         self._lock = threading.Lock()
         self._saved: Any = None
         self.reset()

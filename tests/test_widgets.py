@@ -302,3 +302,20 @@ def test_rerunning_a_cell_stops_the_answer_it_started(client, offline, monkeypat
         second.wait(30)
     assert first.state == "stopped" and second.state == "done"
     offline.wait_for(lambda s: s["disconnects"] >= 1, timeout=10)
+
+
+def test_wire_meter_bytes_do_not_depend_on_the_process_id(monkeypatch):
+    """Regression: msg ids embed the pid, so a pid with more digits changed lesson 3's table."""
+    import ipywidgets
+
+    from helpers.widget_meter import WireMeter
+
+    sizes = []
+    for pid in (7, 1234567):
+        monkeypatch.setattr("os.getpid", lambda pid=pid: pid)
+        with WireMeter() as meter:
+            w = ipywidgets.HTML("x")
+            for i in range(20):
+                w.value = f"text {i}"
+        sizes.append(meter.bytes)
+    assert sizes[0] == sizes[1] > 0
