@@ -44,6 +44,10 @@ outputs: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python tools/build_docs.py --out site
 
+# The relay benchmark: loopback only, bounded (a few minutes); writes docs/performance.md.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_relay.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 

@@ -1,32 +1,49 @@
 """Helpers for the streaming lessons: provider settings, the offline provider, stream utilities.
 
-Import what a lesson needs by name; nothing here starts a server or reads ``.env`` at import.
+Import what a lesson needs by name (``from helpers import load_config``). Nothing here starts a
+server or reads ``.env`` at import, and the names are loaded lazily: ``import helpers`` imports
+no submodule, so ``python -m helpers.offline`` and ``python -m helpers.relay`` run cleanly and
+a lesson pays only for what it uses.
 """
 
-from .chat_ui import ChatUI
-from .errors import error_summary, friendly_message
-from .offline import OfflineProvider, start_offline
-from .relay import Relay, create_app, start_relay
-from .servers import BackgroundServer, PortInUseError
-from .settings import (
-    PROVIDERS,
-    Config,
-    MissingKeyError,
-    load_config,
-    make_async_client,
-    make_client,
-    mask_key,
-)
-from .streaming import StreamResult, acollect, chunk_text, chunk_usage, collect, iter_text
-from .widget_meter import SimClock, WireMeter, paced
-from .widgets import StreamView, show_stream
-from .wire import describe_wire, raw_sse_lines
+from __future__ import annotations
 
-__all__ = [
-    "PROVIDERS", "BackgroundServer", "Config", "MissingKeyError", "OfflineProvider",
-    "PortInUseError", "StreamResult", "acollect", "chunk_text", "chunk_usage", "collect",
-    "iter_text", "load_config", "make_async_client", "make_client", "mask_key", "start_offline",
-    "ChatUI", "SimClock", "StreamView", "WireMeter", "paced", "show_stream",
-    "describe_wire", "error_summary", "friendly_message", "raw_sse_lines",
-    "Relay", "create_app", "start_relay",
-]
+import importlib
+from typing import Any
+
+#: public name -> the module (in this package) that defines it
+_EXPORTS: dict[str, str] = {
+    # settings: which provider, key and model
+    "PROVIDERS": "settings", "Config": "settings", "MissingKeyError": "settings",
+    "load_config": "settings", "make_client": "settings", "make_async_client": "settings",
+    "mask_key": "settings",
+    # streaming: small functions over a chunk stream
+    "StreamResult": "streaming", "collect": "streaming", "acollect": "streaming",
+    "chunk_text": "streaming", "chunk_usage": "streaming", "iter_text": "streaming",
+    # servers: the offline provider, the relay, and the runner they share
+    "BackgroundServer": "servers", "PortInUseError": "servers",
+    "OfflineProvider": "offline", "start_offline": "offline",
+    "Relay": "relay", "create_app": "relay", "start_relay": "relay",
+    # the notebook view and chat
+    "StreamView": "widgets", "show_stream": "widgets", "ChatUI": "chat_ui",
+    "WireMeter": "widget_meter", "SimClock": "widget_meter", "paced": "widget_meter",
+    # providers' wire quirks and errors
+    "describe_wire": "wire", "raw_sse_lines": "wire",
+    "error_summary": "errors", "friendly_message": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+

@@ -4,9 +4,10 @@ Providers disagree on where ``usage`` goes, so :func:`chunk_usage` looks in ever
 
 - Moonshot: inside ``choices[0]`` of the final chunk (``choices[0].usage``, an extra field the
   SDK keeps as a plain dict);
-- OpenAI, Qwen (DashScope), DeepSeek with ``stream_options={"include_usage": True}``: a trailing
-  chunk with empty ``choices`` and top-level ``usage``;
-- some servers: top-level ``usage`` on the final chunk that still has choices.
+- OpenAI, Qwen (DashScope) with ``stream_options={"include_usage": True}``: a trailing chunk
+  with empty ``choices`` and top-level ``usage``;
+- DeepSeek (and some other servers): top-level ``usage`` on the final chunk that still has
+  choices.
 
 Every function accepts any iterable of chunks (a live ``openai.Stream`` or a list), so it can be
 tested without a server. The ``a``-prefixed twins take async iterables.

@@ -44,3 +44,19 @@ def test_dotenv_is_ignored_and_the_example_is_committed():
 def test_readme_shows_the_two_commands():
     text = (ROOT / "README.md").read_text()
     assert "make lab" in text and "make test" in text
+
+
+def test_cli_modules_run_without_runpy_warnings():
+    """Regression: an eager helpers/__init__ made `python -m helpers.X` warn on stderr."""
+    import sys
+    for module in ("helpers.offline", "helpers.relay"):
+        out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", module,
+                              "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert out.returncode == 0 and "usage:" in out.stdout, out.stderr
+        assert out.stderr == ""
+
+
+def test_public_names_all_resolve():
+    import helpers
+    missing = [name for name in helpers.__all__ if getattr(helpers, name, None) is None]
+    assert missing == []
