@@ -591,6 +591,20 @@ class _ChunkStream:
         with counters.lock:
             counters.recent.append(record)
         outcome = "disconnected"
+        settled = False
+
+        def settle(final: str) -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            record["outcome"] = final
+            counters.add("open_streams", -1)
+            if final == "completed":
+                counters.add("completed")
+            elif final == "disconnected":
+                counters.add("disconnects")
+
         try:
             async with anyio.create_task_group() as tg:
                 async def watch() -> None:
@@ -612,9 +626,12 @@ class _ChunkStream:
                             if kind == "chunk":
                                 record["sent"] += 1
                                 counters.add("chunks_sent")
+                        outcome = "fault" if self.plan.fault in _STREAM_FAULTS else "completed"
+                        # Count before the last byte goes out: a client that has the whole
+                        # answer must already see it counted (no race with the next test).
+                        settle(outcome)
                         await send({"type": "http.response.body", "body": b"",
                                     "more_body": False})
-                        outcome = "completed"
                     except _DeliberateCut:
                         outcome = "cut"
                     except OSError:
@@ -623,17 +640,10 @@ class _ChunkStream:
 
                 tg.start_soon(watch)
                 tg.start_soon(produce)
-            if outcome == "completed" and self.plan.fault in _STREAM_FAULTS:
-                outcome = "fault"
             if outcome == "cut":
                 raise _DeliberateCut()  # uvicorn drops the connection without an end
         finally:
-            record["outcome"] = outcome
-            counters.add("open_streams", -1)
-            if outcome == "completed":
-                counters.add("completed")
-            elif outcome == "disconnected":
-                counters.add("disconnects")
+            settle(outcome)
             aclose = getattr(self.events, "aclose", None)
             if aclose is not None:
                 with anyio.CancelScope(shield=True):

@@ -17,8 +17,8 @@ Deliberate choices:
   has gone out the status is already 200, so a later failure is an ``event: error``.
 - **A client that leaves cancels the upstream request.** sse-starlette's
   ``EventSourceResponse`` (and Starlette's ``StreamingResponse``) watch for
-  ``http.disconnect`` and cancel the generator; its ``finally`` closes the SDK stream, which
-  closes the provider connection (tokens are money). The close is shielded from the
+  ``http.disconnect`` and cancel the generator; its ``finally`` closes the provider's
+  response, which closes the provider connection (tokens are money). The close is shielded from the
   cancellation, or it would be cancelled too. When the provider's bytes are already waiting,
   reading and writing never suspend, so the relay yields to the event loop after every
   event: otherwise it would not hear of the hang-up until the whole answer was relayed.
@@ -44,12 +44,14 @@ Deliberate choices:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -69,12 +71,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .servers import BackgroundServer
-from .settings import Config, load_config, make_async_client, mask_key
+from .settings import Config, load_config, mask_key
 from .sse import encode_event
-from .streaming import chunk_finish_reason, chunk_reasoning, chunk_text, chunk_usage
+from .upstream import Batch, IncompleteStream, relay_client, upstream_batches
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "Relay", "create_app", "jupyter_allowances", "main",
-           "start_relay", "upstream_events"]
+           "start_relay"]
 
 log = logging.getLogger(__name__)
 
@@ -165,40 +167,8 @@ class BlogRequest(_Strict):
 
 
 # -- the upstream -----------------------------------------------------------------------------
-async def upstream_events(client: openai.AsyncOpenAI, model: str, messages: list[dict],
-                          *, ask_for_usage: bool = True) -> AsyncIterator[tuple[str, dict]]:
-    """Stream one chat completion and yield the relay's events: ``(name, data)`` pairs.
-
-    Yields ``delta`` / ``reasoning`` as text arrives, then ``usage`` (when the provider
-    reported it, wherever it put it) and ``done``. Raises on failure; closing the generator
-    closes the provider connection.
-    """
-    options: dict[str, Any] = {"stream_options": {"include_usage": True}} if ask_for_usage else {}
-    stream = await client.chat.completions.create(model=model, messages=messages, stream=True,
-                                                  **options)
-    finish_reason, usage = None, None
-    try:
-        async for chunk in stream:
-            if thought := chunk_reasoning(chunk):
-                yield "reasoning", {"content": thought}
-            if text := chunk_text(chunk):
-                yield "delta", {"content": text}
-            finish_reason = chunk_finish_reason(chunk) or finish_reason
-            usage = chunk_usage(chunk) or usage
-    finally:
-        with anyio.CancelScope(shield=True):  # a cancelled task must still hang up
-            await stream.close()
-    if finish_reason is None:
-        raise _IncompleteStream("The provider's stream ended before the answer finished")
-    if usage is not None:
-        yield "usage", {"prompt_tokens": usage.prompt_tokens,
-                        "completion_tokens": usage.completion_tokens,
-                        "total_tokens": usage.total_tokens}
-    yield "done", {"finish_reason": finish_reason}
-
-
-class _IncompleteStream(Exception):
-    """The provider's stream ended without a finish_reason."""
+# Reading the provider is helpers/upstream.py's one idea: the SDK's raw streaming response,
+# a lean SSE decoder, and one batch of events per network read (docs/performance.md).
 
 
 def _scrub(text: str, secret: str) -> str:
@@ -228,7 +198,7 @@ def _failure(exc: BaseException, secret: str,
         body = exc.body if isinstance(exc.body, Mapping) else {}
         kind = str(body.get("type") or "upstream_error")
         return 502, kind, _scrub(exc.message, secret), None
-    if isinstance(exc, _IncompleteStream):
+    if isinstance(exc, IncompleteStream):
         return 502, "incomplete_stream", str(exc), None
     return 502, "upstream_error", f"The provider's stream failed ({type(exc).__name__})", None
 
@@ -363,13 +333,18 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
     """
     config = config or load_config()
     secret = config.api_key
-    if client is None:
-        client = make_async_client(config, timeout=openai.Timeout(
-            connect=10.0, read=read_timeout, write=30.0, pool=10.0))
+    owns_client = client is None
+    upstream = client or relay_client(config, read_timeout=read_timeout)
     ask_for_usage = config.provider in _ASK_FOR_USAGE
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_client:  # close the connection pool in the loop that opened it
+            await upstream.close()
+
     app = FastAPI(title="Streaming chat relay", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, lifespan=lifespan)
     app.state.config = config
 
     @app.exception_handler(RequestValidationError)
@@ -390,10 +365,10 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         return _error_response(exc.status_code, kinds.get(exc.status_code, "http_error"),
                                message.get(exc.status_code, str(exc.detail)), exc.headers)
 
-    async def open_stream(messages: list[dict]) -> tuple[tuple[str, dict],
-                                                         AsyncIterator[tuple[str, dict]]]:
-        events = upstream_events(client, config.model, messages, ask_for_usage=ask_for_usage)
-        return await anext(events), events
+    async def open_stream(messages: list[dict]) -> tuple[Batch, AsyncIterator[Batch]]:
+        batches = upstream_batches(upstream, config.model, messages,
+                                   ask_for_usage=ask_for_usage)
+        return await anext(batches), batches
 
     def refuse(exc: Exception) -> JSONResponse:
         status, kind, message, _ = _failure(exc, secret, read_timeout)
@@ -410,9 +385,9 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
 
         async def sse() -> AsyncIterator[bytes]:
             try:
-                yield encode_event(*first)
-                async for name, data in events:
-                    yield encode_event(name, data)
+                yield b"".join(encode_event(name, data) for name, data in first)
+                async for batch in events:  # one write per upstream read
+                    yield b"".join(encode_event(name, data) for name, data in batch)
                     await anyio.lowlevel.checkpoint()  # notice a hang-up: module docstring
             except Exception as exc:
                 _, kind, message, upstream = _failure(exc, secret, read_timeout)
@@ -438,12 +413,15 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
             # No framing: a failure midway can only end the text early, and the reader
             # cannot tell it from a short answer. That is the lesson's point.
             try:
-                if first[0] == "delta":
-                    yield first[1]["content"].encode()
-                async for name, data in events:
-                    if name == "delta":
-                        yield data["content"].encode()
+                batch = first
+                while True:
+                    text = "".join(data["content"] for name, data in batch if name == "delta")
+                    if text:
+                        yield text.encode()
                     await anyio.lowlevel.checkpoint()
+                    batch = await anext(events)
+            except StopAsyncIteration:
+                pass
             except Exception as exc:
                 log.info("upstream failed while streaming raw text: %s",
                          _failure(exc, secret, read_timeout)[1])
@@ -525,7 +503,7 @@ class Relay:
 def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: int = 0,
                 allow_origins: Iterable[str] = (), allow_hosts: Iterable[str] = (),
                 read_timeout: float = DEFAULT_READ_TIMEOUT, jupyter: bool | None = None,
-                name: str = "relay", **app_options: Any) -> Relay:
+                name: str = "relay", loop: str = "asyncio", **app_options: Any) -> Relay:
     """Start the relay in a background thread (re-running replaces the previous one).
 
     Args:
@@ -535,12 +513,14 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
         jupyter: apply the JupyterHub/Binder allowances (see :func:`jupyter_allowances`);
             ``None`` detects them from the environment.
         name: background-server name; one relay per name.
+        loop: uvicorn's event loop; the CLI uses "uvloop" when installed (a relay in its own
+            process), a notebook keeps "asyncio" (it shares the kernel's process).
     """
     config = config or load_config()
     hosts, prefix = jupyter_allowances() if jupyter is not False else ([], None)
     app = create_app(config, allow_origins=allow_origins, allow_hosts=[*allow_hosts, *hosts],
                      read_timeout=read_timeout, trust_proxy_prefix=prefix, **app_options)
-    server = BackgroundServer(app, host=host, port=port, name=name)
+    server = BackgroundServer(app, host=host, port=port, name=name, lifespan="on", loop=loop)
     server.start()
     hub_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") if jupyter is not False else None
     return Relay(app, server, config, proxy_prefix=hub_prefix)
@@ -570,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
                              api_key=args.api_key)
         relay = start_relay(config, host=args.host, port=args.port,
                             allow_origins=args.allow_origin, allow_hosts=args.allow_host,
-                            read_timeout=args.read_timeout, jupyter=False, name="relay-cli")
+                            read_timeout=args.read_timeout, jupyter=False, name="relay-cli",
+                            loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2

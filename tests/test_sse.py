@@ -75,3 +75,25 @@ def test_page_parser_node_suite() -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "# fail 0" in result.stdout
     assert "# pass 0" not in result.stdout
+
+
+def test_fast_delta_path_gives_the_same_bytes_as_the_general_encoder() -> None:
+    """encode_event builds {"content": str} directly; it must match the general path."""
+    import json as _json
+    import random
+
+    from sse_starlette import ServerSentEvent
+
+    from helpers.sse import encode_event as encode
+
+    def general(event: str, data: dict) -> bytes:
+        payload = _json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return ServerSentEvent(payload, event=event, sep="\n").encode()
+
+    alphabet = ["a", "\n", "\r", "\u2028", "\u2029", "数", "🙂", '"', "\\", "\x00", "\t", " ",
+                "é", "\ufeff", "\n\n", "data: x"]
+    rng = random.Random(7)
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(3000)]
+    for text in texts:
+        for event in ("delta", "reasoning"):
+            assert encode(event, {"content": text}) == general(event, {"content": text})
