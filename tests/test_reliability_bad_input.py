@@ -97,20 +97,24 @@ def test_path_tricks_get_a_4xx_and_no_file(relay: Relay, offline: OfflineProvide
     port = relay.port if server == "relay" else offline.server.port
     status, body = raw_request(port, get(path))
     assert 400 <= status < 500, (status, body[:200])
-    error = json.loads(body)["error"]
-    assert error["type"] and error["message"]
+    if body.startswith(b"{"):
+        error = json.loads(body)["error"]
+        assert error["type"] and error["message"]
+    else:  # refused by the HTTP parser before any app code: uvicorn's plain-text message
+        assert body.strip() == b"Invalid HTTP request received.", body[:200]
     assert not any(secret in body for secret in SECRETS_OF_THE_DISK), body[:200]
     still_up(relay, offline)
 
 
+HUGE_HEADER = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"d" * 2_000_000
+               + b"\r\nConnection: close\r\n\r\n")
 BROKEN_HTTP = [
     ("overlong-1m-url", get("/" + "c" * 1_000_000)),
-    ("huge-header", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"d" * 2_000_000
-     + b"\r\nConnection: close\r\n\r\n"),
     ("not-http", b"GARBAGE\r\n\r\n"),
     ("negative-length", b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n"),
     ("nul-in-header", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\x00b\r\n\r\n"),
-    ("no-host", b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"),
+    ("bad-chunk-size", b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"),
 ]
 
 
@@ -121,9 +125,31 @@ def test_broken_http_is_a_400_and_the_server_stays_up(relay: Relay, offline: Off
                                                       server: str, request_bytes: bytes) -> None:
     port = relay.port if server == "relay" else offline.server.port
     status, body = raw_request(port, request_bytes)
-    # uvicorn (h11) refuses these before any app code: a plain-text 400 with a message.
-    assert status == 400 and body.strip(), body[:200]
+    # uvicorn's HTTP parser refuses these before any app code: a plain-text 400.
+    assert status == 400 and body.strip() == b"Invalid HTTP request received.", body[:200]
     still_up(relay, offline)
+
+
+def test_a_request_without_host_is_refused_by_the_relay(relay: Relay,
+                                                        offline: OfflineProvider) -> None:
+    status, body = raw_request(relay.port, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert status in (400, 403), body[:200]
+    assert b"Host" in body or b"Invalid HTTP request" in body
+    still_up(relay, offline)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "FINDING: since d58c936 uvicorn parses HTTP with httptools, which sets no limit on the "
+    "size of request headers (a 64 MB header is read into memory and answered 200); h11, "
+    "used before, refused anything over 16 KiB with a 400. Fix: http='h11' with "
+    "h11_max_incomplete_event_size, or a header-size check before the app."))
+@pytest.mark.parametrize("server", ["relay", "offline"])
+def test_a_huge_request_header_is_refused(relay: Relay, offline: OfflineProvider,
+                                          server: str) -> None:
+    port = relay.port if server == "relay" else offline.server.port
+    status, body = raw_request(port, HUGE_HEADER)
+    still_up(relay, offline)
+    assert 400 <= status < 500, (status, body[:100])
 
 
 # -- bodies the relay must refuse ---------------------------------------------------------------

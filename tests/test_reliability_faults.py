@@ -36,6 +36,13 @@ pytestmark = pytest.mark.timeout(120)
 QUESTION = "What is the Pythagorean theorem?"
 FULL = compose_reply([{"role": "user", "content": QUESTION}]).text
 READ_TIMEOUT = 1.0
+REFUSED_BUG = (
+    "BUG (since d58c936): the relay's aiohttp transport (openai.DefaultAioHttpClient) turns a "
+    "refused connection (aiohttp ClientConnectorError) into httpx2.ConnectTimeout, so the SDK "
+    "raises APITimeoutError and the relay answers 504 'The provider sent nothing for 60 s "
+    "(read timeout)' within milliseconds, instead of 502 upstream_connection_error. Fix in "
+    "relay._failure: treat APITimeoutError caused by ConnectTimeout/ConnectError as a "
+    "connection error.")
 
 
 @dataclass
@@ -131,13 +138,14 @@ def test_rate_limit_that_outlasts_the_retries_reaches_the_user(relay: Relay,
     assert offline.stats()["statuses"] == {"429": 3}
 
 
+@pytest.mark.xfail(strict=True, reason=REFUSED_BUG)
 def test_connection_refused_is_a_502_that_says_so(offline: OfflineProvider) -> None:
-    with socket.socket() as placeholder:  # a port that nothing listens on afterwards
-        placeholder.bind(("127.0.0.1", 0))
-        dead_port = placeholder.getsockname()[1]
+    placeholder = socket.socket()  # bound, never listening: connections to it are refused
+    placeholder.bind(("127.0.0.1", 0))
+    dead_port = placeholder.getsockname()[1]
     config = Config("local", f"http://127.0.0.1:{dead_port}/v1", "moonshot-v1-8k", FAKE_KEY)
-    with start_relay(config, read_timeout=READ_TIMEOUT, jupyter=False,
-                     name="relay-reliability-refused") as relay:
+    with placeholder, start_relay(config, read_timeout=READ_TIMEOUT, jupyter=False,
+                                  name="relay-reliability-refused") as relay:
         for path in ("api/chat/stream", "chatbot/llm/chatstream"):
             started = time.perf_counter()
             response = httpx.post(relay.url + path, json={"question": QUESTION}, timeout=30)
