@@ -126,9 +126,10 @@ def scenario(name: str, chunks: int, delay_ms: float, levels: list[tuple[int, in
                 ("naive relay", naive_url, "/chatbot/llm/chatstream", RELAY_BODY, "raw"),
             ]
             for c, n in levels:
-                # warm-up: connection pools, imports, JIT-less caches
+                # warm-up: connection pools, imports, caches (one request when paced)
+                warm = 1 if delay_ms else min(n, 10)
                 for _, url, path, body, kind in targets:
-                    measure(url, path, body, kind, expected, min(c, 10), min(n, 10), timeout)
+                    measure(url, path, body, kind, expected, min(c, warm), warm, timeout)
                 floor = None
                 for label, url, path, body, kind in targets:
                     cpu_before = cpu_seconds(relay_pid)
@@ -183,7 +184,7 @@ def main() -> int:
     else:
         scenario("flat-out", 200, 0, [(1, 50), (10, 200), (100, 500), (1000, 1000)], 120,
                  rows, extra)
-        scenario("paced", 200, 10, [(100, 200)], 120, rows, extra)
+        scenario("paced", 200, 10, [(1, 3), (10, 10), (100, 200)], 120, rows, extra)
     extra["seconds"] = time.perf_counter() - started
     print()
     print(table(rows))

@@ -54,6 +54,7 @@ def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as uvicorn's own bind has
     sock.bind(("127.0.0.1", args.port))
+    sock.listen(4096)  # listen before announcing the URL, or an early client is refused
     print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(create_app(args.base_url, args.api_key, args.model),
                             log_level="warning", access_log=False, backlog=4096)

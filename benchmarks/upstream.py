@@ -150,6 +150,7 @@ def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
     sock.bind(("127.0.0.1", args.port))
+    sock.listen(4096)  # listen before announcing the URL, or an early client is refused
     print(f"http://127.0.0.1:{sock.getsockname()[1]}/v1", flush=True)
     asyncio.run(serve(sock, args.chunks, args.delay_ms))
 

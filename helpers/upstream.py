@@ -7,8 +7,9 @@ far more than everything else a relay does. So the relay keeps the SDK for what 
 (auth, ``base_url``, retries, and the exception classes for 4xx/5xx) and reads the *body*
 itself:
 
-- ``client.chat.completions.with_streaming_response.create(...)`` sends the request through the
-  SDK and hands back the raw HTTP response once the status is known to be a success;
+- ``client.post("/chat/completions", cast_to=httpx2.Response, stream=True)`` sends the request
+  through the SDK (auth, retries, status exceptions) and hands back the raw, unread HTTP
+  response once the status is known to be a success;
 - :class:`SSEDecoder` splits the bytes into Server-Sent Events (LF, CR or CRLF, comments,
   multi-line data), keeping an incomplete event for the next read;
 - each event's JSON is parsed with ``json.loads`` into plain dicts;
@@ -33,6 +34,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import httpx2
 import openai
 
@@ -114,15 +116,17 @@ def _fold(chunk: Any, batch: Batch, request: httpx2.Request, finish_reason: str 
         message = error.get("message") if isinstance(error, dict) else None
         raise openai.APIError(message or "An error occurred during streaming", request,
                               body=error)
-    usage = _usage(chunk.get("usage")) or usage
+    if chunk.get("usage"):
+        usage = _usage(chunk["usage"]) or usage
     for choice in (chunk.get("choices") or ())[:1]:
         delta = choice.get("delta") or {}
         if thought := delta.get("reasoning_content"):
             batch.append(("reasoning", {"content": thought}))
         if text := delta.get("content"):
             batch.append(("delta", {"content": text}))
-        finish_reason = choice.get("finish_reason") or finish_reason
-        usage = _usage(choice.get("usage")) or usage
+        if choice.get("finish_reason"):
+            finish_reason = choice["finish_reason"]
+            usage = _usage(choice.get("usage")) or usage  # Moonshot: inside choices[0]
     return finish_reason, usage
 
 
@@ -136,33 +140,40 @@ async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: lis
     ``APITimeoutError`` / ``APIConnectionError`` / ``APIError`` while reading it), or
     :class:`IncompleteStream`. Closing the generator closes the provider connection.
     """
-    options: dict[str, Any] = {"stream_options": {"include_usage": True}} if ask_for_usage else {}
+    body: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
+    if ask_for_usage:
+        body["stream_options"] = {"include_usage": True}
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
-    async with client.chat.completions.with_streaming_response.create(
-            model=model, messages=messages, stream=True, **options) as response:
-        http = response.http_response
-        decoder = SSEDecoder()
-        try:
-            async for data in http.aiter_bytes():
-                batch: Batch = []
-                failure: Exception | None = None
-                try:
-                    for _, payload in decoder.feed(data):
-                        if payload == "[DONE]":
-                            break
-                        finish_reason, usage = _fold(json.loads(payload), batch, http.request,
-                                                     finish_reason, usage)
-                except Exception as exc:  # keep the text this read already carried
-                    failure = exc
-                if batch:
-                    yield batch
-                if failure is not None:
-                    raise failure
-        except httpx2.TimeoutException as exc:
-            raise openai.APITimeoutError(http.request) from exc
-        except httpx2.TransportError as exc:
-            raise openai.APIConnectionError(request=http.request) from exc
+    # The SDK's low-level post: its auth, base_url, retries and status exceptions, without
+    # the per-request parameter transform of ``chat.completions.create`` (about 1 ms of CPU
+    # per request, measured) and without parsing the body into models.
+    http = await client.post("/chat/completions", cast_to=httpx2.Response, body=body,
+                             stream=True)
+    decoder = SSEDecoder()
+    try:
+        async for data in http.aiter_bytes():
+            batch: Batch = []
+            failure: Exception | None = None
+            try:
+                for _, payload in decoder.feed(data):
+                    if payload == "[DONE]":
+                        break
+                    finish_reason, usage = _fold(json.loads(payload), batch, http.request,
+                                                 finish_reason, usage)
+            except Exception as exc:  # keep the text this read already carried
+                failure = exc
+            if batch:
+                yield batch
+            if failure is not None:
+                raise failure
+    except httpx2.TimeoutException as exc:
+        raise openai.APITimeoutError(http.request) from exc
+    except httpx2.TransportError as exc:
+        raise openai.APIConnectionError(request=http.request) from exc
+    finally:
+        with anyio.CancelScope(shield=True):  # a cancelled task must still hang up
+            await http.aclose()
     if finish_reason is None:
         raise IncompleteStream("The provider's stream ended before the answer finished")
     final: Batch = [("usage", usage)] if usage is not None else []
