@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
 
-FIRST_MARKERS = {"upstream": b'"content":"', "sse": b"event: delta", "raw": b""}
+#: What the first answer text looks like on each route. Upstream: a non-empty content string
+#: (the role chunk's ``"content":""`` is not an answer).
+FIRST_MARKERS = {"upstream": re.compile(rb'"content":"[^"]'), "sse": re.compile(rb"event: delta"),
+                 "raw": None}
 
 
 @dataclass
@@ -115,9 +119,9 @@ async def one(host: str, port: int, path: str, body: bytes, kind: str, expected:
                     head_end = buf.find(b"\r\n\r\n")
                 if first is None and head_end >= 0:
                     # the first body bytes that carry answer text
-                    start_scan = max(head_end + 4, len(buf) - len(data) - len(marker))
-                    if (kind == "raw" and len(buf) > head_end + 8) or (
-                            marker and buf.find(marker, start_scan) >= 0):
+                    start_scan = max(head_end + 4, len(buf) - len(data) - 16)
+                    if (marker is None and len(buf) > head_end + 8) or (
+                            marker is not None and marker.search(buf, start_scan)):
                         first = time.perf_counter() - start
                 if buf.endswith(b"\r\n0\r\n\r\n"):
                     break  # end of a chunked body: do not wait for the server to close
