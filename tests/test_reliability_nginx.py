@@ -30,7 +30,7 @@ from reliability_figures import record
 
 from helpers.offline import OfflineProvider
 from helpers.relay import Relay, start_relay
-from helpers.replies import compose_reply
+from helpers.replies import compose_reply, filler_reply
 from helpers.settings import Config
 
 pytestmark = pytest.mark.timeout(120)
@@ -203,24 +203,27 @@ def test_the_stream_arrives_through_nginx_before_the_answer_ends(
 
 def test_every_event_arrives_through_nginx_as_it_is_made(
         nginx_for: Callable[..., Nginx], relay: Relay, offline: OfflineProvider) -> None:
-    """Event by event: with 30 ms between chunks, each delta is read before the next is made."""
+    """Event by event: the reader never falls far behind what the provider has written.
+
+    A proxy that buffered the stream would deliver it in one lump at the end: the lag (chunks
+    written minus deltas read) would reach the whole answer. Here it stays around 0-1; the
+    bound asserted is half the answer, so a busy machine cannot make it flaky.
+    """
     proxy = nginx_for(relay)
-    question = "What is a prime number? [delay:30]"
-    arrivals: list[float] = []
+    question = "[tokens:200][delay:10] hi"
+    lags: list[int] = []
     with httpx.Client(timeout=30) as client, connect_sse(
             client, "POST", proxy.url + "api/chat/stream", json={"question": question}) as src:
         text = ""
         for event in src.iter_sse():
             if event.event == "delta":
-                arrivals.append(time.perf_counter())
                 text += json.loads(event.data)["content"]
-                # The provider has sent as many chunks as we have read (give or take the one
-                # in flight; its counter moves just after the write): nothing waits in nginx.
-                sent = offline.stats()["chunks_sent"]
-                assert sent - 1 - len(arrivals) in (-1, 0, 1), (sent, len(arrivals))
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    record("nginx_median_gap_between_deltas", sorted(gaps)[len(gaps) // 2], delay_ms=30)
-    assert text == compose_reply([{"role": "user", "content": question}]).text
+                lags.append(offline.stats()["chunks_sent"] - 1 - len(lags) - 1)
+    record("nginx_reader_lag_chunks_median", sorted(lags)[len(lags) // 2], unit="chunks",
+           delay_ms=10)
+    record("nginx_reader_lag_chunks_max", max(lags), unit="chunks", delay_ms=10)
+    assert len(lags) == 200 and text == filler_reply(200)
+    assert max(lags) < 100, lags
 
 
 def settled(read: Callable[[], int], *, quiet: float = 1.0, timeout: float = 60.0) -> int:
