@@ -56,8 +56,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import aiohttp
 import anyio
 import anyio.lowlevel
+import httpx2
 import openai
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -178,10 +180,25 @@ def _scrub(text: str, secret: str) -> str:
     return text
 
 
+def _refused(exc: BaseException) -> bool:
+    """True if a "timeout" is really a refused or failed connection.
+
+    The SDK's aiohttp transport maps aiohttp's ClientConnectorError (connection refused, no
+    route) to httpx's ConnectTimeout, so the SDK raises APITimeoutError for it; the cause
+    chain still holds the original error.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiohttp.ClientConnectorError | httpx2.ConnectError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _failure(exc: BaseException, secret: str,
              read_timeout: float) -> tuple[int, str, str, int | None]:
     """Map an upstream failure to (relay status, error type, message, upstream status)."""
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
         return (504, "upstream_timeout",
                 f"The provider sent nothing for {read_timeout:g} s (read timeout)", None)
     if isinstance(exc, openai.APIConnectionError):

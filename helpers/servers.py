@@ -12,6 +12,9 @@ Deliberate choices:
   real errors (nbval compares stderr).
 - **TCP_NODELAY on the listening socket** (inherited by accepted ones): streaming is many
   small writes, and Nagle's algorithm would hold them for the client's delayed ACK.
+- **``http="h11"``**, even where httptools is installed: h11 refuses a request whose headers
+  exceed 16 KiB with a 400, httptools reads any size into memory (measured: a 64 MB header
+  answered 200). The relay's speed comes from batching, not from the HTTP parser.
 - **Bounded stop.** ``should_exit`` asks uvicorn to finish; open streams get
   ``timeout_graceful_shutdown`` seconds, then ``force_exit``; the join is always bounded.
 """
@@ -107,6 +110,7 @@ class BackgroundServer:
             "log_level": "warning",
             "access_log": False,
             "loop": "asyncio",
+            "http": "h11",  # refuses oversized request headers (400); httptools has no limit
             "lifespan": "off",
             "timeout_graceful_shutdown": 1,
             "timeout_keep_alive": 5,

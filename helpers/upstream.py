@@ -63,9 +63,13 @@ class SSEDecoder:
         self._event = ""
         self._data: list[str] = []
         self._started = False
+        self._skip_lf = False  # the last read ended with CR: an LF starting the next is its pair
 
     def feed(self, chunk: bytes) -> Iterator[tuple[str, str]]:
         """Add bytes; yield every event they complete, as ``(event name, data)``."""
+        if self._skip_lf and chunk:
+            chunk = chunk.removeprefix(b"\n")
+            self._skip_lf = False
         buffer = self._buffer + chunk
         if not self._started and buffer:
             if len(buffer) < 3 and b"\xef\xbb\xbf".startswith(buffer):
@@ -74,15 +78,12 @@ class SSEDecoder:
             buffer = buffer.removeprefix(b"\xef\xbb\xbf")
             self._started = True
         if b"\r" in buffer:
-            if buffer.endswith(b"\r"):  # its LF may be in the next read
-                buffer, self._buffer = buffer[:-1], b"\r"
-            else:
-                self._buffer = b""
-            lines = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-            self._buffer = lines.pop() + self._buffer
-        else:
-            lines = buffer.split(b"\n")
-            self._buffer = lines.pop()
+            # A CR ends its line at once (the event must not wait for the next read); if the
+            # read ends with it, an LF at the start of the next read belongs to it.
+            self._skip_lf = buffer.endswith(b"\r")
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buffer.split(b"\n")
+        self._buffer = lines.pop()
         for raw in lines:
             if not raw:
                 if self._data:

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.timeout(120)
 QUESTION = "What is the Pythagorean theorem?"
 FULL = compose_reply([{"role": "user", "content": QUESTION}]).text
 READ_TIMEOUT = 1.0
+# Fixed in helpers/relay.py (_refused; the test below is its regression test): it was
 REFUSED_BUG = (
     "BUG (since d58c936): the relay's aiohttp transport (openai.DefaultAioHttpClient) turns a "
     "refused connection (aiohttp ClientConnectorError) into httpx2.ConnectTimeout, so the SDK "
@@ -138,7 +139,6 @@ def test_rate_limit_that_outlasts_the_retries_reaches_the_user(relay: Relay,
     assert offline.stats()["statuses"] == {"429": 3}
 
 
-@pytest.mark.xfail(strict=True, reason=REFUSED_BUG)
 def test_connection_refused_is_a_502_that_says_so(offline: OfflineProvider) -> None:
     placeholder = socket.socket()  # bound, never listening: connections to it are refused
     placeholder.bind(("127.0.0.1", 0))
