@@ -36,14 +36,6 @@ pytestmark = pytest.mark.timeout(120)
 QUESTION = "What is the Pythagorean theorem?"
 FULL = compose_reply([{"role": "user", "content": QUESTION}]).text
 READ_TIMEOUT = 1.0
-# Fixed in helpers/relay.py (_refused; the test below is its regression test): it was
-REFUSED_BUG = (
-    "BUG (since d58c936): the relay's aiohttp transport (openai.DefaultAioHttpClient) turns a "
-    "refused connection (aiohttp ClientConnectorError) into httpx2.ConnectTimeout, so the SDK "
-    "raises APITimeoutError and the relay answers 504 'The provider sent nothing for 60 s "
-    "(read timeout)' within milliseconds, instead of 502 upstream_connection_error. Fix in "
-    "relay._failure: treat APITimeoutError caused by ConnectTimeout/ConnectError as a "
-    "connection error.")
 
 
 @dataclass
@@ -140,6 +132,8 @@ def test_rate_limit_that_outlasts_the_retries_reaches_the_user(relay: Relay,
 
 
 def test_connection_refused_is_a_502_that_says_so(offline: OfflineProvider) -> None:
+    """Regression: on the aiohttp transport a refused connection surfaced as ConnectTimeout,
+    and the relay said 504 "the provider sent nothing for 60 s" (fixed in 6ab02e0)."""
     placeholder = socket.socket()  # bound, never listening: connections to it are refused
     placeholder.bind(("127.0.0.1", 0))
     dead_port = placeholder.getsockname()[1]

@@ -167,9 +167,8 @@ def test_connection_refused_is_free_of_the_key() -> None:
         with start_relay(config, jupyter=False, name="relay-secrets-refused") as relay:
             response = httpx.post(relay.url + "api/chat/stream", json={"question": "hi"},
                                   timeout=30)
-    # 502 by the contract; 504 today (see test_reliability_faults.REFUSED_BUG): keyless either way
-    assert response.status_code in (502, 504) and not leaks(response.text)
-    assert response.json()["error"]["message"]
+    assert response.status_code == 502 and not leaks(response.text)
+    assert response.json()["error"]["type"] == "upstream_connection_error"
 
 
 def echoing_provider(where: str) -> Any:

@@ -119,8 +119,7 @@ def test_encoder_never_writes_a_byte_order_mark() -> None:
 def test_decoders_give_back_exactly_what_was_encoded(decoder: str, seed: int) -> None:
     rng = random.Random(1000 + seed)
     events = random_events(rng)
-    # CR-only endings and the relay's decoder: see test_relay_decoder_ends_a_line_at_a_final_cr.
-    eol = rng.choice([b"\n", b"\r\n"] if decoder == "relay-upstream" else [b"\n", b"\r", b"\r\n"])
+    eol = rng.choice([b"\n", b"\r", b"\r\n"])
     wire = b""
     for name, data in events:
         if rng.random() < 0.3:
@@ -139,11 +138,6 @@ def test_cr_at_the_end_of_one_read_and_lf_at_the_start_of_the_next(decoder: str)
                                         ("message", '{"content":"y"}')]
 
 
-# Fixed in helpers/upstream.py (regression tests below): it was
-CR_BUG = ("BUG in helpers/upstream.py SSEDecoder: a CR at the end of a read is kept back "
-          "until the next read (in case an LF follows), instead of ending the line at once and "
-          "skipping a following LF. With CR-only line endings every event waits for the next "
-          "network read, and the stream's last event is lost (no flush at the end).")
 
 
 @pytest.mark.parametrize("decoder", list(DECODERS))
@@ -156,6 +150,8 @@ def test_multi_line_data_comments_and_keep_alives(decoder: str) -> None:
 
 
 def test_relay_decoder_ends_a_line_at_a_final_cr() -> None:
+    """Regression: a CR ending a read was held for the next read (in case an LF followed), so
+    with CR-only line endings each event waited for more bytes and the last one was lost."""
     decoder = RelayDecoder()
     # The event is complete when "\r\r" arrives; the next read may be seconds away ([hold]).
     assert list(decoder.feed(b"event: delta\rdata: {\"content\":\"x\"}\r\r")) == [
