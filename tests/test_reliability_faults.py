@@ -248,3 +248,29 @@ def test_widget_view_shows_the_error_and_keeps_the_text(offline: OfflineProvider
     else:
         assert view.text == ""
     client.close()
+
+
+def test_widget_view_shows_a_refused_connection_and_a_rate_limit_that_clears(
+        offline: OfflineProvider) -> None:
+    with socket.socket() as placeholder:  # bound, never listening: connections are refused
+        placeholder.bind(("127.0.0.1", 0))
+        dead = openai.OpenAI(base_url=f"http://127.0.0.1:{placeholder.getsockname()[1]}/v1",
+                             api_key=FAKE_KEY, max_retries=0)
+        with WireMeter():
+            refused = StreamView(widgets=True).start(lambda: dead.chat.completions.create(
+                model="moonshot-v1-8k", stream=True,
+                messages=[{"role": "user", "content": QUESTION}]))
+            refused.wait(30)
+    assert refused.state == "error" and "connection problem" in (refused.error or "")
+    assert "refused" in (refused.error or "").lower() and refused.text == ""
+    retrying = openai.OpenAI(base_url=offline.base_url, api_key=FAKE_KEY, max_retries=2)
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(lambda: retrying.chat.completions.create(
+            model="moonshot-v1-8k", stream=True,
+            messages=[{"role": "user", "content": f"{QUESTION} [fault:429:2]"}]))
+        view.wait(30)
+    assert view.state == "done" and view.text == FULL  # the SDK's retries, invisible to the user
+    assert meter.shown_text(view.root) == FULL
+    assert offline.stats()["statuses"] == {"429": 2, "200": 1}
+    dead.close()
+    retrying.close()
