@@ -15,6 +15,9 @@ help:
 	@echo "make lab     - open the lessons in JupyterLab (creates .venv on first use)"
 	@echo "make test    - run every test: unit, integration, browser, and the notebooks (nbval)"
 	@echo "make outputs - re-execute the notebooks offline and save their outputs"
+	@echo "make demo    - the relay and its chat page on http://127.0.0.1:4020/ (for class)"
+	@echo "make docs    - render the executed lessons to HTML in site/"
+	@echo "make bench   - the relay benchmark (writes docs/performance.md)"
 	@echo "make lint    - ruff"
 
 $(STAMP): pyproject.toml
@@ -43,6 +46,12 @@ outputs: $(STAMP)
 # Lesson run times: `LLM_PROVIDER=offline $(BIN)/python tools/time_lessons.py` -> docs/lessons.md.
 docs: $(STAMP)
 	$(BIN)/python tools/build_docs.py --out site
+
+# For projecting in class: the relay and its chat page on http://127.0.0.1:4020/ (offline
+# when .env holds no key). Ctrl-C stops it.
+demo: $(STAMP)
+	@echo "Open http://127.0.0.1:4020/ in a browser. Ctrl-C stops the demo."
+	$(BIN)/python -m helpers.relay --port 4020
 
 # The relay benchmark: loopback only, bounded (a few minutes); writes docs/performance.md.
 bench: $(STAMP)
