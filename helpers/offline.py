@@ -43,7 +43,6 @@ import hashlib
 import json
 import logging
 import re
-import signal
 import threading
 import time
 from collections import deque
@@ -58,7 +57,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .replies import compose_reply, count_prompt_tokens, filler_reply, message_text, split_pieces
-from .servers import BackgroundServer
+from .servers import BackgroundServer, wait_for_signal
 
 __all__ = ["FLAVORS", "MODELS", "OfflineProvider", "start_offline", "main"]
 
@@ -686,11 +685,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", flush=True)
         return 2
     print(f"offline provider serving at {provider.base_url}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5) and provider.running:
-        pass
+    wait_for_signal(provider.server)
     provider.stop()
     return 0
 

@@ -47,9 +47,7 @@ import argparse
 import importlib.util
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -72,7 +70,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .servers import BackgroundServer
+from .servers import BackgroundServer, wait_for_signal
 from .settings import Config, load_config, mask_key
 from .sse import encode_event
 from .upstream import Batch, IncompleteStream, relay_client, upstream_batches
@@ -574,11 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"relay serving at {relay.url} (provider {config.provider}, model {config.model})",
           flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5) and relay.running:
-        pass
+    wait_for_signal(relay.server)
     relay.stop()
     return 0
 

@@ -22,6 +22,7 @@ Deliberate choices:
 from __future__ import annotations
 
 import errno
+import signal
 import socket
 import threading
 import time
@@ -29,7 +30,8 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["BackgroundServer", "PortInUseError", "running_servers", "stop_all"]
+__all__ = ["BackgroundServer", "PortInUseError", "running_servers", "stop_all",
+           "wait_for_signal"]
 
 _REGISTRY: dict[str, BackgroundServer] = {}
 _REGISTRY_LOCK = threading.Lock()
@@ -181,6 +183,15 @@ class BackgroundServer:
     def __repr__(self) -> str:
         state = f"running at {self.url}" if self.running else "stopped"
         return f"<{type(self).__name__} {self.name!r} {state}>"
+
+
+def wait_for_signal(server: BackgroundServer) -> None:
+    """Block until Ctrl-C or SIGTERM (or the server stops by itself); for the CLIs."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5) and server.running:
+        pass
 
 
 def running_servers() -> dict[str, BackgroundServer]:

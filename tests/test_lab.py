@@ -8,33 +8,18 @@ keeps the answer's last chunk back until :meth:`OfflineProvider.release`, which 
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_harness import JupyterServer, jupyter_server
 
 from helpers.offline import OfflineProvider
 from helpers.replies import filler_reply
 
-
-def _load_lab_server():
-    """Load tests/jupyter_server.py by path: its name would shadow the real jupyter_server."""
-    path = Path(__file__).with_name("jupyter_server.py")
-    spec = importlib.util.spec_from_file_location("lab_test_server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-_server = _load_lab_server()
-JupyterServer, jupyter_server = _server.JupyterServer, _server.jupyter_server
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEADLINE_MS = 60_000

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import connect_sse
+from jupyter_harness import jupyter_server
 
 from helpers.offline import OfflineProvider
 from helpers.relay import Relay, start_relay
@@ -27,18 +27,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 WAIT_MS = 15_000
 
 
-def _load_server_helper() -> Any:
-    """Load tests/jupyter_server.py by path: its module name would shadow the real package."""
-    path = Path(__file__).with_name("jupyter_server.py")
-    spec = importlib.util.spec_from_file_location("proxy_test_server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-jupyter_server = _load_server_helper().jupyter_server
 
 
 @pytest.fixture(scope="module")
