@@ -39,6 +39,14 @@ Deliberate choices ("why this and not the obvious thing"):
   when no Jupyter front end started this kernel (``JPY_SESSION_NAME`` is set by Jupyter
   Server for the kernels of notebooks it opens). Outside a kernel the view is plain text,
   printed as it arrives.
+- **Reasoning models get two panes.** ``deepseek-reasoner`` or ``kimi-k2-thinking`` stream
+  their thinking (``delta.reasoning_content``) before the answer. Mixed into one text, the
+  answer would be hard to find, so the thinking goes into its own pane above the answer: a
+  dimmed, collapsible "Thinking" accordion, created only when reasoning text arrives (other
+  models cost not one byte more), folded away once the answer starts. Both panes are drawn
+  the same way (finished blocks once, the open tail re-sent), so the bytes stay linear in
+  both, and one redraw updates both. Headless, the report labels them ``Thinking:`` and
+  ``Answer:``. ``view.text`` is the answer only (what a chat sends back as history).
 - **No secrets in the view.** The view never sees the client or its key: it gets a function
   that makes the request. Error messages are scrubbed of anything shaped like a key.
 """
@@ -250,6 +258,37 @@ class AppendOnlyColumn:
         self.count += 1
 
 
+class _MarkdownPane:
+    """Finished blocks in an append-only column, then the open tail: linear bytes."""
+
+    def __init__(self, view: StreamView) -> None:
+        import ipywidgets as w
+
+        self._view = view
+        self.column = AppendOnlyColumn(view._layout)
+        self.tail = w.Output(layout=view._layout)
+        self.root = w.VBox([self.column.root, self.tail])
+        self.committed = 0
+        self.tail_text = ""
+
+    def draw(self, text: str) -> None:
+        """Send the blocks finished since the last draw, and the tail if it changed."""
+        import ipywidgets as w
+
+        view = self._view
+        blocks, tail = split_blocks(text[self.committed:], soft_limit=view.soft_limit,
+                                    hard_limit=view.hard_limit)
+        for block in blocks:
+            self.column.append(w.Output(outputs=(_markdown(block),), layout=view._layout))
+            self.committed += len(block)
+        if tail != self.tail_text:
+            self.tail.outputs = (_markdown(tail),) if tail else ()
+            self.tail_text = tail
+
+
+_THINKING_STYLE = "<style>.llm-stream-thinking{opacity:.6;font-size:92%}</style>"
+
+
 # -- the view -------------------------------------------------------------------------------
 class StreamView:
     """A live view of one streamed answer: Markdown + LaTeX, status line, Stop button.
@@ -289,8 +328,11 @@ class StreamView:
         self._drawn: tuple[int, str] | None = None
         self._drawn_state = "ready"
         self._last_draw = float("-inf")
-        self._committed = 0
-        self._tail_text = ""
+        self._thinking: Any = None  # the Thinking accordion, made when reasoning arrives
+        self._thinking_pane: _MarkdownPane | None = None
+        self._folded = False  # the Thinking pane was folded when the answer started
+        self._printed_reasoning = 0  # plain-text mode: reasoning characters printed so far
+        self._labelled_answer = False
         self._status_text = ""
         self._last_status = float("-inf")
         self._threads: list[threading.Thread] = []
@@ -301,15 +343,14 @@ class StreamView:
         import ipywidgets as w
 
         self._layout = w.Layout()
-        self._column = AppendOnlyColumn(self._layout)
-        self._tail = w.Output(layout=self._layout)
+        self._answer = _MarkdownPane(self)
         self._status = w.HTML(value=self._status_html("ready"))
         self._status.add_class("llm-stream-status")
         self._stop_button = w.Button(description="Stop", icon="stop", button_style="warning",
                                      tooltip="Stop the answer and close the connection")
         self._stop_button.add_class("llm-stream-stop")
         self._stop_button.on_click(lambda _button: self.stop())
-        body = w.VBox([self._column.root, self._tail])
+        self._body = body = w.VBox([self._answer.root])
         body.add_class("llm-stream-body")
         self.root = w.VBox([body, w.HBox([self._stop_button, self._status])])
         self.root.add_class("llm-stream-view")
@@ -319,6 +360,11 @@ class StreamView:
     def text(self) -> str:
         """The answer text received so far."""
         return self.result.text
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning text received so far ("" for models that do not stream it)."""
+        return self.result.reasoning
 
     @property
     def done(self) -> bool:
@@ -388,8 +434,14 @@ class StreamView:
         return status_line(self.state, self.result, now=self.clock(), error=self.error)
 
     def report(self) -> str:
-        """Return the answer text and its status line, for printing once at the end."""
-        return f"{self.text}\n── {self.status()}"
+        """Return the answer text and its status line, for printing once at the end.
+
+        With reasoning, the thinking comes first, both labelled:
+        ``Thinking:\n<reasoning>\n\nAnswer:\n<answer>\n── <status>``.
+        """
+        if not self.reasoning:
+            return f"{self.text}\n── {self.status()}"
+        return f"Thinking:\n{self.reasoning}\n\nAnswer:\n{self.text}\n── {self.status()}"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         if not self.widgets:
@@ -465,7 +517,15 @@ class StreamView:
 
     def _inline_tick(self, added: str) -> None:
         if not self.widgets:
-            print(added, end="", flush=True, file=self.out or sys.stdout)
+            out = self.out or sys.stdout
+            thought = len(self.result.reasoning) > self._printed_reasoning
+            if thought and not self._printed_reasoning:
+                print("Thinking:", file=out)
+            elif not thought and self._printed_reasoning and not self._labelled_answer:
+                print("\n\nAnswer:", file=out)  # the first piece after the thinking
+                self._labelled_answer = True
+            self._printed_reasoning = len(self.result.reasoning)
+            print(added, end="", flush=True, file=out)
             return
         now = self.clock()
         if now - self._last_draw >= 1.0 / self.rate:
@@ -502,19 +562,18 @@ class StreamView:
                 pass
 
     def _redraw(self, final: bool = False) -> None:
-        import ipywidgets as w
-
         now = self.clock()  # when this redraw starts: the rate limit counts from here
         with self._cond:
             text, state, version = self.result.text, self.state, self._version
-        blocks, tail = split_blocks(text[self._committed:], soft_limit=self.soft_limit,
-                                    hard_limit=self.hard_limit)
-        for block in blocks:
-            self._column.append(w.Output(outputs=(_markdown(block),), layout=self._layout))
-            self._committed += len(block)
-        if tail != self._tail_text:
-            self._tail.outputs = (_markdown(tail),) if tail else ()
-            self._tail_text = tail
+            reasoning = self.result.reasoning
+        if reasoning:
+            if self._thinking_pane is None:
+                self._add_thinking_pane(open_=not text)
+            elif text and not self._folded:  # the answer starts: fold the thinking, once
+                self._thinking.selected_index = None
+                self._folded = True
+            self._thinking_pane.draw(reasoning)
+        self._answer.draw(text)
         if final or state != self._drawn_state or now - self._last_status >= 1 / STATUS_RATE:
             status = self._status_html(state)
             if status != self._status_text:
@@ -529,6 +588,18 @@ class StreamView:
         self._last_draw = now
         self.redraws += 1
         self.redraw_times.append(now)
+
+    def _add_thinking_pane(self, *, open_: bool) -> None:
+        import ipywidgets as w
+
+        self._thinking_pane = pane = _MarkdownPane(self)
+        pane.root.add_class("llm-stream-thinking")
+        style = w.HTML(value=_THINKING_STYLE)
+        self._thinking = w.Accordion(children=(w.VBox([style, pane.root]),),
+                                     titles=("Thinking",), selected_index=0 if open_ else None)
+        self._thinking.add_class("llm-stream-thinking-box")
+        self._folded = not open_
+        self._body.children = (self._thinking, self._answer.root)
 
     def _status_html(self, state: str) -> str:
         line = html.escape(status_line(state, self.result, now=self.clock(), error=self.error))

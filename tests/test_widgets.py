@@ -319,3 +319,99 @@ def test_wire_meter_bytes_do_not_depend_on_the_process_id(monkeypatch):
                 w.value = f"text {i}"
         sizes.append(meter.bytes)
     assert sizes[0] == sizes[1] > 0
+
+
+# -- reasoning models: a Thinking pane above the answer ----------------------------------------
+def ask_model(client: openai.OpenAI, model: str, question: str):
+    return lambda: client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": question}], stream=True)
+
+
+def reasoning_chunks(n: int) -> list:
+    """A stream of n reasoning pieces, then n answer pieces (filler text), DeepSeek-shaped."""
+    from openai.types.chat import ChatCompletionChunk
+
+    from helpers.replies import split_pieces
+
+    def chunk(delta: dict, finish: str | None = None) -> ChatCompletionChunk:
+        return ChatCompletionChunk.model_validate({
+            "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "r",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+    return ([chunk({"reasoning_content": p}) for p in split_pieces(filler_reply(n))]
+            + [chunk({"content": p}) for p in split_pieces(filler_reply(n))]
+            + [chunk({}, "stop")])
+
+
+@pytest.mark.parametrize("model", ["deepseek-reasoner", "kimi-k2-thinking"])
+def test_reasoning_and_answer_land_in_separate_panes(client, model: str) -> None:
+    reply = compose_reply([{"role": "user", "content": PYTHAGORAS}], reasoning=True)
+    assert reply.reasoning and reply.text
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(ask_model(client, model, PYTHAGORAS))
+        view.wait(30)
+    assert view.state == "done"
+    assert (view.reasoning, view.text) == (reply.reasoning, reply.text)
+    assert meter.shown_text(view._thinking_pane.root) == reply.reasoning
+    assert meter.shown_text(view._answer.root) == reply.text
+    thinking = meter.state(view._thinking)
+    assert list(thinking["titles"]) == ["Thinking"]
+    assert thinking["selected_index"] is None  # folded away once the answer started
+    body = [str(c).removeprefix("IPY_MODEL_") for c in meter.state(view._body)["children"]]
+    assert body == [view._thinking.model_id, view._answer.root.model_id]  # thinking above
+
+
+def test_a_model_without_reasoning_gets_no_thinking_pane(client) -> None:
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(ask(client, PYTHAGORAS))
+        view.wait(30)
+    assert view._thinking is None and view.reasoning == ""
+    assert not any(state.get("_model_name") == "AccordionModel"
+                   for state in meter.models.values())
+    assert len(meter.state(view._body)["children"]) == 1
+
+
+def test_bytes_stay_linear_with_reasoning() -> None:
+    measured = {}
+    for n in (1000, 4000):
+        with WireMeter() as meter:
+            clock = SimClock()
+            view = StreamView(widgets=True, clock=clock)
+            view.consume(paced(reasoning_chunks(n), clock, 100))
+        measured[n] = meter.bytes
+        assert meter.shown_text(view._thinking_pane.root) == filler_reply(n) == view.reasoning
+        assert meter.shown_text(view._answer.root) == filler_reply(n) == view.text
+        assert view.redraws <= 2 * n / 100 * RATE + 2  # 2n pieces at 100/s, 30 redraws/s
+    # 4x the thinking and the answer: linear costs about 4x, quadratic about 16x.
+    assert measured[4000] / measured[1000] < 5
+
+
+def test_an_error_keeps_the_thinking_and_the_partial_answer(client) -> None:
+    reply = compose_reply([{"role": "user", "content": PYTHAGORAS}], reasoning=True)
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(
+            ask_model(client, "deepseek-reasoner", f"[fault:midstream] {PYTHAGORAS}"))
+        view.wait(30)
+    assert view.state == "error" and "failed midway" in (view.error or "")
+    assert meter.shown_text(view._thinking_pane.root) == view.reasoning == reply.reasoning
+    assert view.text and reply.text.startswith(view.text) and view.text != reply.text
+    assert meter.shown_text(view._answer.root) == view.text
+
+
+def test_headless_show_stream_prints_thinking_and_answer_labelled_once(client, capsys) -> None:
+    reply = compose_reply([{"role": "user", "content": PYTHAGORAS}], reasoning=True)
+    with WireMeter():
+        view = show_stream(ask_model(client, "kimi-k2-thinking", PYTHAGORAS), widgets=True,
+                           wait=True)
+    printed = capsys.readouterr().out
+    assert view.done and printed.count(reply.reasoning) == 1 and printed.count(reply.text) == 1
+    # (outside a kernel, display() prints the view's repr first; the report follows it)
+    assert f"\nThinking:\n{reply.reasoning}\n\nAnswer:\n{reply.text}\n── done · " in printed
+
+
+def test_plain_text_labels_thinking_and_answer_as_they_come(client) -> None:
+    reply = compose_reply([{"role": "user", "content": PYTHAGORAS}], reasoning=True)
+    out = io.StringIO()
+    StreamView(widgets=False, out=out).consume(ask_model(client, "deepseek-reasoner", PYTHAGORAS))
+    assert out.getvalue().startswith(
+        f"Thinking:\n{reply.reasoning}\n\nAnswer:\n{reply.text}\n── done · ")
