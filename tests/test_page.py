@@ -200,3 +200,38 @@ def test_blog_style_page_is_refused_from_an_origin_not_allowed(page: Any, relay:
     assert page.text_content("#state") == "failed: TypeError"  # CORS: the browser refuses
     assert page.input_value("#out") == ""
     assert offline.stats()["chat_requests"] == 0
+
+
+def test_page_shows_reasoning_apart_from_the_answer(page: Any, config: Config,
+                                                    offline: OfflineProvider) -> None:
+    question = "What is the Pythagorean theorem?"
+    reply = compose_reply([{"role": "user", "content": question}], reasoning=True)
+    thinking = Config("offline", config.base_url, "deepseek-reasoner", config.api_key)
+    with start_relay(thinking, read_timeout=10, jupyter=False, name="relay-reasoning") as relay:
+        ask(page, relay, question)
+        wait_state(page, "done")
+        assert page.is_visible("#reasoning-box")
+        assert page.text_content("#reasoning") == reply.reasoning
+        assert page.text_content("#answer") == reply.text  # no thinking mixed in
+        # The next answer starts with the box hidden again, until reasoning arrives.
+        page.evaluate("() => { window.__hiddenAtStart = null; new MutationObserver((_, o) => {"
+                      " if (document.body.dataset.state === 'waiting') {"
+                      " window.__hiddenAtStart = document.getElementById('reasoning-box')"
+                      ".hidden; o.disconnect(); } }).observe(document.body, {attributes: true});"
+                      " }")
+        page.fill("#question", "What is 1+1?")
+        page.click("#send")
+        wait_state(page, "done")
+        assert page.evaluate("() => window.__hiddenAtStart") is True
+        assert page.text_content("#reasoning") == compose_reply(
+            [{"role": "user", "content": "What is 1+1?"}], reasoning=True).reasoning
+    assert offline.stats()["completed"] == 2
+    assert page.problems == []
+
+
+def test_page_keeps_the_reasoning_box_hidden_for_a_model_without_it(page: Any,
+                                                                   relay: Relay) -> None:
+    ask(page, relay, "What is the Pythagorean theorem?")
+    wait_state(page, "done")
+    assert page.is_hidden("#reasoning-box")
+    assert page.text_content("#reasoning") == ""
