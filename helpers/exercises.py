@@ -12,20 +12,23 @@ wire (that it streamed, that it closed the connection).
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import openai
 
 from .offline import OfflineProvider
-from .replies import compose_reply, split_pieces
+from .replies import compose_reply, count_prompt_tokens, filler_reply, split_pieces
 from .settings import OFFLINE_KEY, Config
 from .streaming import StreamResult
 
 __all__ = [
     "check_lesson1_ex1", "check_lesson1_ex2", "check_lesson2_ex1", "check_lesson2_ex2",
+    "check_lesson3_ex1", "check_lesson3_ex2", "check_lesson4_ex1", "check_lesson4_ex2",
     "check_lesson5_ex1", "check_lesson5_ex2", "check_lesson6_ex1", "check_lesson6_ex2",
 ]
 
@@ -146,6 +149,138 @@ def check_lesson2_ex2(plain: Any, counted: Any) -> str:
              "`counted` has no usage: add stream_options={'include_usage': True}")
     return (f"without include_usage: no usage; with it: {counted.usage.total_tokens} tokens, "
             "from the trailing chunk.")
+
+
+# -- Lesson 3 ---------------------------------------------------------------------------------
+@_report
+def check_lesson3_ex1(stop_after: Any) -> str:
+    """Check lesson 3, exercise 1: ``stop_after(request, n)`` stops a view after n tokens."""
+    from .widgets import StreamView
+
+    _require(callable(stop_after), "pass the function itself: check_lesson3_ex1(stop_after)")
+    provider, n = _provider(), 20
+    client = _client(provider, max_retries=0)
+    long = [{"role": "user", "content": "[tokens:3000][delay:2] Tell me about triangles."}]
+    view = stop_after(lambda: client.chat.completions.create(
+        model="moonshot-v1-8k", messages=long, stream=True), n)
+    _require(view is not None, "stop_after returned None: return the view")
+    _require(isinstance(view, StreamView), "stop_after should return the StreamView it made")
+    if not view.done:  # a check must not leave an answer running (and billed)
+        view.stop()
+        view.wait(30)
+        raise _NotYet("the answer was still running when stop_after returned: call "
+                      "view.stop(), then view.wait()")
+    pieces = len(view.result.pieces)
+    _require(view.state == "stopped", f"the view is {view.state!r}, not 'stopped': start it in "
+                                      "the background (.start(request)) and call view.stop()")
+    _require(pieces >= n, f"only {pieces} tokens had arrived at the stop: wait for {n} first "
+                          "(view.wait(tokens=n))")
+    _require(view.text == "".join(split_pieces(filler_reply(3000))[:pieces]),
+             "the view's text is not the start of the answer")
+    record = provider.wait_for(lambda s: s["recent"] and s["recent"][-1]["outcome"] != "open")
+    last = record["recent"][-1]
+    _require(last["outcome"] == "disconnected" and last["sent"] < last["planned"],
+             f"the provider recorded {last['outcome']!r}: Stop should close the connection")
+    return (f"stopped after at least {n} tokens, and the provider saw the client leave before "
+            "the end of the answer.")
+
+
+_MEMORY_QUESTIONS = ("What is a prime number?", "What is the Pythagorean theorem?",
+                     "What is the derivative of x^2?")
+_WHAT_DID_I_ASK = "What did I just ask?"
+
+
+@_report
+def check_lesson3_ex2(chat_class: Any) -> str:
+    """Check lesson 3, exercise 2: a ``ChatUI`` subclass that sends only the last 2 messages."""
+    from .chat_ui import ChatUI
+
+    _require(isinstance(chat_class, type) and issubclass(chat_class, ChatUI),
+             "pass your class itself: check_lesson3_ex2(ShortMemoryChat), a subclass of ChatUI")
+    client = _client(_provider(), max_retries=0)
+    with contextlib.redirect_stdout(io.StringIO()):  # plain-text chats print each turn
+        chat = chat_class(client, "moonshot-v1-8k", widgets=False)
+        for question in _MEMORY_QUESTIONS:
+            chat.ask(question)
+        expected = [*chat.history[-2:], {"role": "user", "content": _WHAT_DID_I_ASK}]
+        sent = chat.messages_for(_WHAT_DID_I_ASK)
+        view = chat.ask(_WHAT_DID_I_ASK)
+    _require(len(sent) == len(expected), f"messages_for sent {len(sent)} messages, expected "
+                                         f"{len(expected)}: the last two of history, then the "
+                                         "question")
+    _require(sent == expected, "messages_for should send history[-2:] and then the question")
+    answer = f'Your previous question was: "{_MEMORY_QUESTIONS[-1]}"'
+    _require(view is not None and view.text == answer,
+             f"the chat answered {getattr(view, 'text', None)!r}, expected {answer!r}")
+    prompt = view.result.usage.prompt_tokens if view.result.usage else None
+    _require(prompt == count_prompt_tokens(expected),
+             f"the provider counted {prompt} prompt tokens, expected "
+             f"{count_prompt_tokens(expected)}: send only what messages_for returns")
+    return (f"{len(expected)} messages sent ({prompt} prompt tokens), and the chat still knows "
+            "your last question.")
+
+
+# -- Lesson 4 ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _relay() -> Iterator[tuple[OfflineProvider, str]]:
+    """A private relay in front of the checks' provider; stopped when the check ends."""
+    from .relay import start_relay
+
+    provider = _provider()
+    config = Config("offline", provider.base_url, "moonshot-v1-8k", OFFLINE_KEY)
+    relay = start_relay(config, jupyter=False, read_timeout=10, name="exercise-checks-relay")
+    try:
+        yield provider, relay.url
+    finally:
+        relay.stop()
+
+
+@_report
+def check_lesson4_ex1(relay_answer: Any) -> str:
+    """Check lesson 4, exercise 1: ``relay_answer(url, question)`` -> (text, usage)."""
+    _require(callable(relay_answer), "pass the function: check_lesson4_ex1(relay_answer)")
+    with _relay() as (provider, url):
+        got = relay_answer(url, PYTHAGORAS)
+        stats = provider.stats()
+    _require(got is not None, "relay_answer returned None: return (text, usage)")
+    text, usage = got
+    expected = _pieces(PYTHAGORAS)
+    _require(text == "".join(expected), "the text differs from the answer: join the content "
+                                        "of every `delta` event")
+    _require(isinstance(usage, dict), f"usage should be the data of the `usage` event (a "
+                                      f"dict), got {usage!r}")
+    _require(usage.get("completion_tokens") == len(expected),
+             f"usage says {usage.get('completion_tokens')} completion tokens, the provider "
+             f"sent {len(expected)}")
+    _require(usage.get("total_tokens") == usage.get("prompt_tokens", 0) + len(expected),
+             "usage should have prompt_tokens, completion_tokens and total_tokens")
+    _require(stats["completed"] == 1, "the provider did not complete exactly one answer: "
+                                      "make one request to api/chat/stream")
+    return f"{len(expected)} pieces of text, and usage {usage['total_tokens']} tokens in total."
+
+
+@_report
+def check_lesson4_ex2(ask_checked: Any) -> str:
+    """Check lesson 4, exercise 2: ``ask_checked(url, question)`` -> (text, finished)."""
+    _require(callable(ask_checked), "pass the function: check_lesson4_ex2(ask_checked)")
+    question = "What is a prime number?"
+    pieces = _pieces(question)
+    partial = "".join(pieces[: max(1, len(pieces) // 3)])
+    cases = [(question, "".join(pieces), True, "a good answer ends with `done`"),
+             (f"{question} [fault:midstream]", partial, False,
+              "the provider failed midway: the relay sent an `error` event"),
+             (f"{question} [fault:cut]", partial, False,
+              "the provider's connection dropped: the relay sent an `error` event")]
+    with _relay() as (_provider_, url):
+        for ask, text, finished, why in cases:
+            got = ask_checked(url, ask)
+            _require(got is not None, "ask_checked returned None: return (text, finished)")
+            _require(got[0] == text, f"{why}; the text so far should be kept ({len(text)} "
+                                     f"characters), got {len(got[0] or '')}")
+            _require(got[1] is finished, f"{why}, so finished should be {finished}, got "
+                                         f"{got[1]!r}")
+    return ("finished is True only after `done`: a cut-short answer is told apart from a "
+            "whole one (the raw text route cannot do that).")
 
 
 # -- Lesson 5 ---------------------------------------------------------------------------------
