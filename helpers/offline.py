@@ -58,8 +58,9 @@ from starlette.routing import Route
 
 from .replies import compose_reply, count_prompt_tokens, filler_reply, message_text, split_pieces
 from .servers import BackgroundServer, wait_for_signal
+from .settings import OFFLINE_KEY  # the shared provider accepts only it, as a real one would
 
-__all__ = ["FLAVORS", "MODELS", "OfflineProvider", "start_offline", "main"]
+__all__ = ["FLAVORS", "MODELS", "OFFLINE_KEY", "OfflineProvider", "main", "start_offline"]
 
 DEFAULT_DELAY_MS = 15
 MAX_BODY_BYTES = 1_000_000
@@ -652,9 +653,13 @@ class _ChunkStream:
 _SHARED: dict[str, OfflineProvider] = {}
 
 
-def start_offline(*, delay_ms: float = DEFAULT_DELAY_MS, api_key: str | None = None,
+def start_offline(*, delay_ms: float = DEFAULT_DELAY_MS, api_key: str | None = OFFLINE_KEY,
                   port: int = 0) -> OfflineProvider:
-    """Return the process's shared offline provider, started (re-running a cell reuses it)."""
+    """Return the process's shared offline provider, started (re-running a cell reuses it).
+
+    It accepts only ``api_key`` (``OFFLINE_KEY`` unless you say otherwise; ``None`` accepts
+    any non-empty key).
+    """
     current = _SHARED.get("offline")
     if current is not None and current.running:
         current.delay_ms = delay_ms

@@ -29,6 +29,8 @@ __all__ = [
     "load_config", "make_async_client", "make_client", "mask_key",
 ]
 
+#: The key of the process's shared offline provider (the one ``load_config()`` starts). Like a
+#: real provider, it accepts only its own key, so a wrong key gets a 401 offline too.
 OFFLINE_KEY = "offline-demo-key"
 
 
