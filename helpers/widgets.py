@@ -267,7 +267,7 @@ class _MarkdownPane:
         self._view = view
         self.column = AppendOnlyColumn(view._layout)
         self.tail = w.Output(layout=view._layout)
-        self.root = w.VBox([self.column.root, self.tail])
+        self.parts = (self.column.root, self.tail)  # the widgets to put in a box
         self.committed = 0
         self.tail_text = ""
 
@@ -350,7 +350,7 @@ class StreamView:
                                      tooltip="Stop the answer and close the connection")
         self._stop_button.add_class("llm-stream-stop")
         self._stop_button.on_click(lambda _button: self.stop())
-        self._body = body = w.VBox([self._answer.root])
+        self._body = body = w.VBox(self._answer.parts)
         body.add_class("llm-stream-body")
         self.root = w.VBox([body, w.HBox([self._stop_button, self._status])])
         self.root.add_class("llm-stream-view")
@@ -593,13 +593,13 @@ class StreamView:
         import ipywidgets as w
 
         self._thinking_pane = pane = _MarkdownPane(self)
-        pane.root.add_class("llm-stream-thinking")
-        style = w.HTML(value=_THINKING_STYLE)
-        self._thinking = w.Accordion(children=(w.VBox([style, pane.root]),),
+        inner = w.VBox([w.HTML(value=_THINKING_STYLE), *pane.parts])
+        inner.add_class("llm-stream-thinking")
+        self._thinking = w.Accordion(children=(inner,),
                                      titles=("Thinking",), selected_index=0 if open_ else None)
         self._thinking.add_class("llm-stream-thinking-box")
         self._folded = not open_
-        self._body.children = (self._thinking, self._answer.root)
+        self._body.children = (self._thinking, *self._answer.parts)
 
     def _status_html(self, state: str) -> str:
         line = html.escape(status_line(state, self.result, now=self.clock(), error=self.error))

@@ -327,6 +327,11 @@ def ask_model(client: openai.OpenAI, model: str, question: str):
         model=model, messages=[{"role": "user", "content": question}], stream=True)
 
 
+def shown(meter: WireMeter, pane) -> str:
+    """The text a front end shows in one pane of the view (its column, then its tail)."""
+    return "".join(meter.shown_text(part) for part in pane.parts)
+
+
 def reasoning_chunks(n: int) -> list:
     """A stream of n reasoning pieces, then n answer pieces (filler text), DeepSeek-shaped."""
     from openai.types.chat import ChatCompletionChunk
@@ -352,13 +357,13 @@ def test_reasoning_and_answer_land_in_separate_panes(client, model: str) -> None
         view.wait(30)
     assert view.state == "done"
     assert (view.reasoning, view.text) == (reply.reasoning, reply.text)
-    assert meter.shown_text(view._thinking_pane.root) == reply.reasoning
-    assert meter.shown_text(view._answer.root) == reply.text
+    assert shown(meter, view._thinking_pane) == reply.reasoning
+    assert shown(meter, view._answer) == reply.text
     thinking = meter.state(view._thinking)
     assert list(thinking["titles"]) == ["Thinking"]
     assert thinking["selected_index"] is None  # folded away once the answer started
     body = [str(c).removeprefix("IPY_MODEL_") for c in meter.state(view._body)["children"]]
-    assert body == [view._thinking.model_id, view._answer.root.model_id]  # thinking above
+    assert body == [view._thinking.model_id, *(p.model_id for p in view._answer.parts)]
 
 
 def test_a_model_without_reasoning_gets_no_thinking_pane(client) -> None:
@@ -368,7 +373,7 @@ def test_a_model_without_reasoning_gets_no_thinking_pane(client) -> None:
     assert view._thinking is None and view.reasoning == ""
     assert not any(state.get("_model_name") == "AccordionModel"
                    for state in meter.models.values())
-    assert len(meter.state(view._body)["children"]) == 1
+    assert len(meter.state(view._body)["children"]) == 2  # the answer's column and tail
 
 
 def test_bytes_stay_linear_with_reasoning() -> None:
@@ -379,8 +384,8 @@ def test_bytes_stay_linear_with_reasoning() -> None:
             view = StreamView(widgets=True, clock=clock)
             view.consume(paced(reasoning_chunks(n), clock, 100))
         measured[n] = meter.bytes
-        assert meter.shown_text(view._thinking_pane.root) == filler_reply(n) == view.reasoning
-        assert meter.shown_text(view._answer.root) == filler_reply(n) == view.text
+        assert shown(meter, view._thinking_pane) == filler_reply(n) == view.reasoning
+        assert shown(meter, view._answer) == filler_reply(n) == view.text
         assert view.redraws <= 2 * n / 100 * RATE + 2  # 2n pieces at 100/s, 30 redraws/s
     # 4x the thinking and the answer: linear costs about 4x, quadratic about 16x.
     assert measured[4000] / measured[1000] < 5
@@ -393,9 +398,9 @@ def test_an_error_keeps_the_thinking_and_the_partial_answer(client) -> None:
             ask_model(client, "deepseek-reasoner", f"[fault:midstream] {PYTHAGORAS}"))
         view.wait(30)
     assert view.state == "error" and "failed midway" in (view.error or "")
-    assert meter.shown_text(view._thinking_pane.root) == view.reasoning == reply.reasoning
+    assert shown(meter, view._thinking_pane) == view.reasoning == reply.reasoning
     assert view.text and reply.text.startswith(view.text) and view.text != reply.text
-    assert meter.shown_text(view._answer.root) == view.text
+    assert shown(meter, view._answer) == view.text
 
 
 def test_headless_show_stream_prints_thinking_and_answer_labelled_once(client, capsys) -> None:
