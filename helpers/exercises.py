@@ -202,6 +202,10 @@ def check_lesson3_ex2(chat_class: Any) -> str:
         chat = chat_class(client, "moonshot-v1-8k", widgets=False)
         for question in _MEMORY_QUESTIONS:
             chat.ask(question)
+        answered = sum(m["role"] == "assistant" for m in chat.history)
+        _require(answered == len(_MEMORY_QUESTIONS),
+                 f"only {answered} of {len(_MEMORY_QUESTIONS)} questions got an answer: "
+                 "messages_for must end with the question itself")
         expected = [*chat.history[-2:], {"role": "user", "content": _WHAT_DID_I_ASK}]
         sent = chat.messages_for(_WHAT_DID_I_ASK)
         view = chat.ask(_WHAT_DID_I_ASK)

@@ -21,6 +21,10 @@ from helpers.exercises import (
     check_lesson1_ex2,
     check_lesson2_ex1,
     check_lesson2_ex2,
+    check_lesson3_ex1,
+    check_lesson3_ex2,
+    check_lesson4_ex1,
+    check_lesson4_ex2,
     check_lesson5_ex1,
     check_lesson5_ex2,
     check_lesson6_ex1,
@@ -31,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {
     1: ROOT / "notebooks" / "01_configure_the_sdk.ipynb",
     2: ROOT / "notebooks" / "02_streaming_chunks.ipynb",
+    3: ROOT / "notebooks" / "03_live_widgets.ipynb",
+    4: ROOT / "notebooks" / "04_relay_and_browser.ipynb",
     5: ROOT / "notebooks" / "05_providers_and_quirks.ipynb",
     6: ROOT / "notebooks" / "06_errors_and_resilience.ipynb",
 }
@@ -116,6 +122,69 @@ def test_lesson2_usage_swapped_is_told(offline, capsys):
     plain, counted = solution(2).usage_both_ways(client_for(offline))
     check_lesson2_ex2(counted, plain)
     assert verdict(capsys).startswith("not yet: `plain` has usage")
+
+
+def test_lesson3_solutions_pass(capsys):
+    answers = solution(3)
+    check_lesson3_ex1(answers.stop_after)
+    assert verdict(capsys).startswith("✅ stopped after at least 20 tokens, and the provider saw")
+    check_lesson3_ex2(answers.ShortMemoryChat)
+    assert verdict(capsys).startswith("✅ 3 messages sent (")
+
+
+def test_lesson3_stopping_before_any_token_is_told(capsys):
+    from helpers import StreamView
+
+    def stop_after(request, n):
+        view = StreamView(widgets=True)
+        view.stop()  # too early: nothing has arrived yet
+        view.start(request)
+        view.wait()
+        return view
+
+    check_lesson3_ex1(stop_after)
+    assert verdict(capsys) == ("not yet: only 0 tokens had arrived at the stop: wait for 20 "
+                               "first (view.wait(tokens=n))")
+
+
+def test_lesson3_a_chat_without_the_question_is_told(capsys):
+    from helpers import ChatUI
+
+    class ShortMemoryChat(ChatUI):
+        def messages_for(self, question):
+            return self.history[-2:]
+
+    check_lesson3_ex2(ShortMemoryChat)
+    assert verdict(capsys) == ("not yet: only 0 of 3 questions got an answer: messages_for must "
+                               "end with the question itself")
+
+
+def test_lesson4_solutions_pass(capsys):
+    answers = solution(4)
+    check_lesson4_ex1(answers.relay_answer)
+    assert verdict(capsys).startswith("✅ 74 pieces of text, and usage")
+    check_lesson4_ex2(answers.ask_checked)
+    assert verdict(capsys).startswith("✅ finished is True only after `done`")
+
+
+def test_lesson4_forgetting_the_usage_event_is_told(capsys):
+    def relay_answer(url, question):
+        return solution(4).relay_answer(url, question)[0], None
+
+    check_lesson4_ex1(relay_answer)
+    assert verdict(capsys).startswith("not yet: usage should be the data of the `usage` event")
+
+
+def test_lesson4_the_raw_route_cannot_tell_a_cut_answer(capsys):
+    import httpx
+
+    def ask_checked(url, question):
+        raw = httpx.post(url + "chatbot/llm/chatstream", json={"question": question})
+        return raw.text, raw.status_code == 200  # 200 and a text that just stops
+
+    check_lesson4_ex2(ask_checked)
+    assert verdict(capsys) == ("not yet: the provider failed midway: the relay sent an `error` "
+                               "event, so finished should be False, got True")
 
 
 def test_lesson5_solutions_pass(capsys):
