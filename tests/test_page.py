@@ -211,6 +211,9 @@ def test_page_shows_reasoning_apart_from_the_answer(page: Any, config: Config,
         ask(page, relay, question)
         wait_state(page, "done")
         assert page.is_visible("#reasoning-box")
+        assert page.text_content("#reasoning-box summary") == "Thinking"
+        # Open while the model thinks, folded once the answer starts (click to read it again).
+        assert page.evaluate("() => document.getElementById('reasoning-box').open") is False
         assert page.text_content("#reasoning") == reply.reasoning
         assert page.text_content("#answer") == reply.text  # no thinking mixed in
         # The next answer starts with the box hidden again, until reasoning arrives.
@@ -219,10 +222,16 @@ def test_page_shows_reasoning_apart_from_the_answer(page: Any, config: Config,
                       " window.__hiddenAtStart = document.getElementById('reasoning-box')"
                       ".hidden; o.disconnect(); } }).observe(document.body, {attributes: true});"
                       " }")
+        # Each change of the `open` attribute, as the value it had before (null: closed).
+        page.evaluate("() => { window.__open = []; new MutationObserver(records =>"
+                      " records.forEach(r => window.__open.push(r.oldValue)))"
+                      ".observe(document.getElementById('reasoning-box'), {attributes: true,"
+                      " attributeFilter: ['open'], attributeOldValue: true}); }")
         page.fill("#question", "What is 1+1?")
         page.click("#send")
         wait_state(page, "done")
         assert page.evaluate("() => window.__hiddenAtStart") is True
+        assert page.evaluate("() => window.__open") == [None, ""]  # opened, then folded
         assert page.text_content("#reasoning") == compose_reply(
             [{"role": "user", "content": "What is 1+1?"}], reasoning=True).reasoning
     assert offline.stats()["completed"] == 2

@@ -63,10 +63,14 @@
       var parser = SSE.createParser(function (event) {
         var data = JSON.parse(event.data);
         if (event.type === "delta") {
+          if (!text && !reasoningBox.hidden) reasoningBox.open = false;  // answer starts: fold
           text += data.content;
           answer.textContent = text;
         } else if (event.type === "reasoning") {
-          reasoningBox.hidden = false;
+          if (reasoningBox.hidden) {  // the first reasoning: show the thinking, open
+            reasoningBox.hidden = false;
+            reasoningBox.open = true;
+          }
           reasoning.textContent += data.content;
         } else if (event.type === "usage") {
           usage.textContent = "tokens: " + data.prompt_tokens + " prompt + " +
