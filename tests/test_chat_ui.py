@@ -96,3 +96,18 @@ def test_plain_text_chat_prints_each_turn(client, capsys) -> None:
     assert f"You: What did I just ask?\nAssistant: Your previous question was: \"{PYTHAGORAS}\"" \
         in printed
     assert printed.count("── done · ") == 2
+
+
+def test_a_reasoning_model_shows_its_thinking_but_history_keeps_only_the_answer(
+        client, meter) -> None:
+    from helpers.replies import compose_reply
+
+    reply = compose_reply([{"role": "user", "content": PYTHAGORAS}], reasoning=True)
+    chat = ChatUI(client, "deepseek-reasoner", widgets=True)
+    view = chat.ask(PYTHAGORAS, wait=False)
+    chat.wait(30)
+    assert view is not None and view.reasoning == reply.reasoning
+    assert chat.history == [{"role": "user", "content": PYTHAGORAS},
+                            {"role": "assistant", "content": reply.text}]
+    assert "".join(meter.shown_text(p) for p in view._thinking_pane.parts) == reply.reasoning
+    assert meter.shown_text(chat.root) == reply.reasoning + reply.text  # thinking, then answer
