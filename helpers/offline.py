@@ -296,7 +296,8 @@ class OfflineProvider:
     # -- HTTP plumbing --------------------------------------------------------------------
     async def _not_found(self, request: Request, exc: Exception) -> Response:
         self._counters.status(404)
-        return _error(404, f"No route for {request.method} {request.url.path}",
+        path = request.url.path if len(request.url.path) <= 200 else request.url.path[:200] + "…"
+        return _error(404, f"No route for {request.method} {path}",
                       "resource_not_found_error")
 
     async def _not_allowed(self, request: Request, exc: Exception) -> Response:

@@ -218,6 +218,11 @@ def _failure(exc: BaseException, secret: str,
     return 502, "upstream_error", f"The provider's stream failed ({type(exc).__name__})", None
 
 
+def _shorten(text: str, limit: int = 200) -> str:
+    """Cut what a client sent to a bounded length before echoing it in an error."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _error_response(status: int, kind: str, message: str,
                     headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status,
@@ -373,9 +378,12 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
-        kinds = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
-        message = {404: f"No route for {request.method} {request.url.path}",
-                   405: f"Method {request.method} is not allowed on {request.url.path}",
+        path = _shorten(request.url.path)
+        kinds = {400: "invalid_request_error", 404: "not_found", 405: "method_not_allowed",
+                 413: "request_too_large"}
+        message = {400: "Request body could not be read: send UTF-8 JSON, not nested too deeply",
+                   404: f"No route for {request.method} {path}",
+                   405: f"Method {request.method} is not allowed on {path}",
                    413: f"Request body too large: at most {MAX_BODY_BYTES} bytes"}
         return _error_response(exc.status_code, kinds.get(exc.status_code, "http_error"),
                                message.get(exc.status_code, str(exc.detail)), exc.headers)

@@ -54,7 +54,7 @@ def answer_to(question: str) -> str:
 def sse_events(text: str) -> list[tuple[str, dict]]:
     """Parse an SSE body into (event, JSON data) pairs with httpx-sse's decoder."""
     decoder, events = SSEDecoder(), []
-    for line in text.splitlines():
+    for line in text.replace("\r\n", "\n").split("\n"):  # not splitlines(): U+2028
         event = decoder.decode(line)
         if event is not None:
             events.append((event.event, json.loads(event.data)))
@@ -169,8 +169,9 @@ def test_usage_arrives_whatever_the_provider_flavour(offline: OfflineProvider, p
 def test_each_data_line_is_one_json_object(app: Any) -> None:
     response = call(app, "POST", "/api/chat/stream",
                     json={"question": "What is the quadratic formula?"})
-    data_lines = [ln for ln in response.text.splitlines() if ln.startswith("data:")]
-    event_lines = [ln for ln in response.text.splitlines() if ln.startswith("event:")]
+    lines = response.text.split("\n")
+    data_lines = [ln for ln in lines if ln.startswith("data:")]
+    event_lines = [ln for ln in lines if ln.startswith("event:")]
     assert len(data_lines) == len(event_lines) > 3
     assert all(isinstance(json.loads(ln[5:]), dict) for ln in data_lines)
     assert "\n\n" in text_of(sse_events(response.text))  # newlines travel inside JSON
@@ -630,3 +631,17 @@ def test_cli_serves_until_sigterm(offline: OfflineProvider, upstream: str) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_unreadable_body_says_what_to_send(app: Any) -> None:
+    """Regression: FastAPI's 'There was an error parsing the body' told the client nothing."""
+    response = call(app, "POST", "/api/chat/stream", content=b'{"question": "\xff"}',
+                    headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert "UTF-8 JSON" in response.json()["error"]["message"]
+
+
+def test_a_long_unknown_path_is_not_echoed_in_full(app: Any) -> None:
+    response = call(app, "GET", "/" + "x" * 20_000)
+    assert response.status_code == 404
+    assert len(response.json()["error"]["message"]) < 300
