@@ -41,6 +41,9 @@ NB ?= notebooks/*.ipynb
 outputs: $(STAMP)
 	LLM_PROVIDER=offline $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.timeout=120 $(NB)
+	@# merge consecutive stream outputs (a word-by-word print is one output, not hundreds)
+	$(BIN)/jupyter nbconvert --to notebook --inplace --CoalesceStreamsPreprocessor.enabled=True \
+	  --log-level=WARN $(NB)
 
 # The notebooks, with the outputs CI verified, as static HTML in site/ (open site/index.html).
 # Lesson run times: `LLM_PROVIDER=offline $(BIN)/python tools/time_lessons.py` -> docs/lessons.md.

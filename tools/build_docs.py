@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter
-from nbconvert.preprocessors import ExecutePreprocessor
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor, ExecutePreprocessor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,8 @@ def render(path: Path, out: Path, *, execute: bool = False) -> str:
     if execute:
         os.environ["LLM_PROVIDER"] = "offline"
         ExecutePreprocessor(timeout=120).preprocess(nb, {"metadata": {"path": str(path.parent)}})
+    # Word-by-word prints are many stream outputs: merge them, or the page shows a word a line.
+    nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     (out / f"{path.stem}.html").write_text(body, encoding="utf-8")
     return title_of(nb, path.stem)
