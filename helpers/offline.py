@@ -218,6 +218,8 @@ class OfflineProvider:
         self._gate = threading.Event()
         self._gate.set()
         self._releases = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # the server's, once it serves
+        self._waiters: list[asyncio.Future[None]] = []  # held streams (touched on that loop)
         self._attempts: dict[str, int] = {}
         self.app = Starlette(routes=[
             Route("/", self._root, methods=["GET"]),
@@ -277,6 +279,12 @@ class OfflineProvider:
         """Let held streams finish."""
         self._releases += 1
         self._gate.set()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._wake_waiters)
+            except RuntimeError:  # the loop closed meanwhile: nobody is waiting
+                pass
 
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict:
         """Wait until ``predicate(stats())`` holds; return the stats, or raise TimeoutError."""
@@ -516,15 +524,29 @@ class OfflineProvider:
         yield "done", b"data: [DONE]\n\n"
 
     async def _wait_for_release(self, marked: bool) -> None:
-        # A [hold] stream waits for a release() that comes after it started waiting;
-        # with hold() every stream waits until the gate opens again.
+        # A [hold] stream waits for a release() that comes after it started waiting; with
+        # hold() every stream waits until the gate opens again. Waiting is on a future that
+        # release() resolves through the loop: polling instead costs every held stream a
+        # timer wake-up (1000 held streams starved the whole process of the GIL).
         seen = self._releases
+        self._loop = asyncio.get_running_loop()
         self._counters.add("held")
         try:
             while (marked and self._releases == seen) or not self._gate.is_set():
-                await asyncio.sleep(0.005)
+                waiter = self._loop.create_future()
+                self._waiters.append(waiter)
+                if not ((marked and self._releases == seen) or not self._gate.is_set()):
+                    break  # released between the check and the registration
+                await waiter
         finally:
             self._counters.add("held", -1)
+
+    def _wake_waiters(self) -> None:
+        """Resolve every waiting stream's future (runs on the server's loop)."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _fault_events(self, fault: str | None) -> AsyncIterator[tuple[str, bytes]]:
         self._counters.add("faults")
