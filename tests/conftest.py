@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -31,6 +32,20 @@ def need_system_part(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required in CI but missing (.ci/run should install it)")
     pytest.skip(f"{what} is not installed on this machine")
+
+
+def settled(read: Callable[[], int], *, quiet: float = 1.0, timeout: float = 30.0) -> int:
+    """Wait until ``read()`` has not changed for ``quiet`` seconds; return its value."""
+    deadline = time.monotonic() + timeout
+    value, since = read(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still changing after {timeout} s (now {value})")
+        time.sleep(0.05)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+    return value
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ import httpx
 import openai
 import psutil
 import pytest
-from conftest import FAKE_KEY
+from conftest import FAKE_KEY, settled
 from reliability_figures import record
 
 from helpers.offline import OfflineProvider
@@ -141,20 +141,6 @@ def test_browser_leaving_mid_stream_closes_the_upstream_request(
 
 
 # -- a client that never reads ------------------------------------------------------------------
-def settled(read: Callable[[], int], *, quiet: float = 1.0, timeout: float = 30.0) -> int:
-    """Wait until ``read()`` has not changed for ``quiet`` seconds; return its value."""
-    deadline = time.monotonic() + timeout
-    value, since = read(), time.monotonic()
-    while time.monotonic() - since < quiet:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still changing after {timeout} s (now {value})")
-        time.sleep(0.05)
-        now = read()
-        if now != value:
-            value, since = now, time.monotonic()
-    return value
-
-
 def queues(local_port: int, remote_port: int) -> tuple[int, int]:
     """(bytes waiting to be sent, bytes received but not read) of a loopback TCP socket."""
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:

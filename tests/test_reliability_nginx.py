@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FAKE_KEY, need_system_part
+from conftest import FAKE_KEY, need_system_part, settled
 from httpx_sse import connect_sse
 from reliability_figures import record
 
@@ -226,20 +226,6 @@ def test_every_event_arrives_through_nginx_as_it_is_made(
     assert max(lags) < 100, lags
 
 
-def settled(read: Callable[[], int], *, quiet: float = 1.0, timeout: float = 60.0) -> int:
-    """Wait until ``read()`` has not changed for ``quiet`` seconds; return its value."""
-    deadline = time.monotonic() + timeout
-    value, since = read(), time.monotonic()
-    while time.monotonic() - since < quiet:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still changing after {timeout} s (now {value})")
-        time.sleep(0.05)
-        now = read()
-        if now != value:
-            value, since = now, time.monotonic()
-    return value
-
-
 @pytest.mark.parametrize("header", ["honoured", "ignored"],
                          ids=["relay-header-honoured", "control-header-ignored"])
 def test_backpressure_survives_nginx_only_thanks_to_the_header(
@@ -266,7 +252,7 @@ def test_backpressure_survives_nginx_only_thanks_to_the_header(
                      b"Content-Type: application/json\r\n"
                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         offline.wait_for(lambda s: s["chunks_sent"] > 0, timeout=10)
-        sent = settled(lambda: offline.stats()["chunks_sent"])
+        sent = settled(lambda: offline.stats()["chunks_sent"], timeout=60.0)
         planned = offline.stats()["recent"][-1]["planned"]
         record("nginx_slow_client_chunks_sent", sent, unit="chunks", planned=planned,
                header=header)
