@@ -1,0 +1,70 @@
+"""What every lesson's self-check shares: a private offline provider, a client, the report.
+
+Each ``check_lessonN_exM`` prints one line: ``✅ ...`` when the answer is right, or
+``not yet: <hint>`` when it is not (starter code included). A check never raises, so a notebook
+with an unfinished exercise still runs to the end, and nbval still passes on the committed one.
+
+Checks that call your function give it a client for a private offline provider (zero delay,
+its own counters), whatever provider the lesson itself uses: the expected answers are then
+known exactly, a check costs no tokens, and the counters can prove what your code did on the
+wire (that it streamed, that it closed the connection).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import openai
+
+from ..offline import OfflineProvider
+from ..replies import compose_reply, split_pieces
+from ..settings import OFFLINE_KEY
+
+PYTHAGORAS = "What is the Pythagorean theorem?"
+PYTHAGORAS_ZH = "勾股定理是什么？"
+_checker: OfflineProvider | None = None
+
+
+class _NotYet(Exception):
+    """An answer that is not right yet; the message is the hint."""
+
+
+def _provider() -> OfflineProvider:
+    """Return the checks' own offline provider (started once, zero delay, counters reset)."""
+    global _checker
+    if _checker is None or not _checker.running:
+        _checker = OfflineProvider(delay_ms=0, name="exercise-checks").start()
+    _checker.reset_stats()
+    return _checker
+
+
+def _client(provider: OfflineProvider, **options: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=provider.base_url, api_key=OFFLINE_KEY, **options)
+
+
+def _report(check: Callable[..., str]) -> Callable[..., None]:
+    """Turn a check that returns a success line (or raises _NotYet) into one that prints."""
+
+    @functools.wraps(check)
+    def run(*args: Any) -> None:
+        try:
+            print("✅ " + check(*args))
+        except _NotYet as hint:
+            print(f"not yet: {hint}")
+        except Exception as exc:  # the learner's code failed: a hint, never a traceback
+            print(f"not yet: your code raised {type(exc).__name__}: {exc}")
+
+    return run
+
+
+def _require(condition: bool, hint: str) -> None:
+    if not condition:
+        raise _NotYet(hint)
+
+
+def _pieces(question: str, model: str = "moonshot-v1-8k") -> list[str]:
+    flavor_reasoning = model in {"deepseek-reasoner", "kimi-k2-thinking"}
+    reply = compose_reply([{"role": "user", "content": question}], reasoning=flavor_reasoning)
+    return split_pieces(reply.text)

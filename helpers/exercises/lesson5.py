@@ -1,0 +1,63 @@
+"""Self-checks for lesson 5's exercises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..replies import compose_reply
+from ._common import (
+    PYTHAGORAS_ZH,
+    _client,
+    _pieces,
+    _provider,
+    _report,
+    _require,
+)
+
+_FLAVOURS = ("moonshot-v1-8k", "qwen-plus", "deepseek-chat", "gpt-4o-mini")
+
+
+@_report
+def check_lesson5_ex1(ask_with_usage: Any) -> str:
+    """Check lesson 5, exercise 1: text and total tokens from every provider flavour."""
+    _require(callable(ask_with_usage), "pass the function: check_lesson5_ex1(ask_with_usage)")
+    provider = _provider()
+    client = _client(provider)
+    for model in _FLAVOURS:
+        streams = provider.stats()["streams"]
+        got = ask_with_usage(client, model, PYTHAGORAS_ZH)
+        _require(got is not None, f"ask_with_usage returned None for {model}: return "
+                                  "(text, total_tokens)")
+        text, total = got
+        _require(provider.stats()["streams"] > streams, f"{model}: use stream=True")
+        _require(text == "".join(_pieces(PYTHAGORAS_ZH)),
+                 f"{model}: the text differs from the answer (join every delta.content)")
+        _require(total is not None or model != "deepseek-chat",
+                 "deepseek-chat gave no total: its usage is at the top level of the chunk that "
+                 "has finish_reason (read chunk.usage on every chunk, not only when choices "
+                 "is empty)")
+        _require(total is not None, f"{model} gave no total: OpenAI-style providers send usage "
+                                    "only with stream_options={'include_usage': True}")
+        _require(isinstance(total, int) and total > 0, f"{model}: total should be an int > 0, "
+                                                       f"got {total!r}")
+    return f"text and total tokens from all of {', '.join(_FLAVOURS)}."
+
+
+@_report
+def check_lesson5_ex2(split_thinking: Any) -> str:
+    """Check lesson 5, exercise 2: ``split_thinking(stream)`` -> (reasoning, answer)."""
+    _require(callable(split_thinking), "pass the function: check_lesson5_ex2(split_thinking)")
+    client = _client(_provider())
+    for model in ("deepseek-reasoner", "kimi-k2-thinking", "deepseek-chat"):
+        reply = compose_reply([{"role": "user", "content": PYTHAGORAS_ZH}],
+                              reasoning=model != "deepseek-chat")
+        stream = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": PYTHAGORAS_ZH}], stream=True)
+        got = split_thinking(stream)
+        _require(got is not None, "split_thinking returned None: return (reasoning, answer)")
+        reasoning, answer = got
+        _require(answer == reply.text, f"{model}: the answer differs (join delta.content)")
+        _require((reasoning or "") == reply.reasoning,
+                 f"{model}: the reasoning differs (join delta.reasoning_content; models "
+                 "without it give '')")
+    return "reasoning and answer kept apart for deepseek-reasoner and kimi-k2-thinking."
