@@ -1,0 +1,276 @@
+"""The one table of provider behaviour: presets, wire traits per family, models.
+
+Everything that depends on how a provider streams reads this module: the offline provider's
+flavours, the relay (whether to ask for usage), the exercises, and the comparison tables the
+lessons print (:func:`comparison_table`). Change a trait here and all of them change together.
+
+Deliberate choices:
+
+- Records are frozen dataclasses held in plain dicts (``PROVIDERS``, ``FAMILIES``, ``MODELS``),
+  and every reader looks them up at call time, so a test can ``monkeypatch.setitem`` one entry.
+- Each record says when it was checked and where the fact comes from (``checked``, ``source``).
+  ``offline_choice`` names the fields that are only the offline provider's own decision (not a
+  documented fact about the real provider), so the lessons can say so.
+- Usage placement is described by two fields: where usage goes without asking
+  (``usage_unasked``) and where it goes when the client sends
+  ``stream_options={"include_usage": true}`` (``usage_when_asked``; ``None``: the option is not
+  honoured). The three places are named in the lessons' words (``USAGE_*`` below).
+- ``tool_calls`` is an empty slot on purpose: how each family streams tool calls comes next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AUTO_ORDER", "FAMILIES", "MODELS", "PROVIDERS", "USAGE_IN_CHOICE", "USAGE_PLACES",
+    "USAGE_TOP_LEVEL", "USAGE_TRAILING", "Model", "Provider", "ToolCallQuirks", "WireTraits",
+    "comparison_table", "model_traits", "traits_for",
+]
+
+CHECKED = "2026-11-28"  # the day the facts below were last checked against their sources
+
+#: The three places a stream can carry ``usage``, in the words the lessons use.
+USAGE_IN_CHOICE = "choices[0].usage"  # inside the only choice of the chunk with finish_reason
+USAGE_TOP_LEVEL = "last chunk, top level"  # top-level, on the chunk with finish_reason
+USAGE_TRAILING = "trailing chunk"  # an extra chunk with empty choices and top-level usage
+USAGE_PLACES = (USAGE_IN_CHOICE, USAGE_TOP_LEVEL, USAGE_TRAILING)
+
+
+@dataclass(frozen=True)
+class ToolCallQuirks:
+    """How a family streams tool calls (a slot: filled when tool calls arrive)."""
+
+
+@dataclass(frozen=True)
+class WireTraits:
+    """How one provider family shapes a stream on the wire."""
+
+    family: str
+    label: str  # how the lessons name it
+    usage_unasked: str | None  # where usage goes with no stream_options (None: nowhere)
+    usage_when_asked: str | None  # where it goes with include_usage (None: not honoured)
+    keep_alive: bool  # ": keep-alive" SSE comment lines while the request waits
+    reasoning_field: str | None  # the delta field that streams the model's reasoning
+    tool_calls: ToolCallQuirks | None = None  # tool-call quirks (a slot, see ToolCallQuirks)
+    checked: str = CHECKED
+    source: str = ""
+    offline_choice: tuple[str, ...] = ()  # fields that are the offline provider's own choice
+
+    @property
+    def ask_for_usage(self) -> bool:
+        """True when a client should send ``stream_options.include_usage`` (it is honoured)."""
+        return self.usage_when_asked is not None
+
+    @property
+    def reasoning(self) -> bool:
+        """True when this family streams reasoning before the answer."""
+        return self.reasoning_field is not None
+
+    def usage_places(self, asked: bool) -> tuple[str, ...]:
+        """Return every place usage appears in one stream, in wire order."""
+        places = {self.usage_unasked, self.usage_when_asked if asked else None}
+        return tuple(p for p in USAGE_PLACES if p in places)
+
+
+_MOONSHOT_SRC = ("usage in choices[0]: github.com/higress-group/higress/pull/1568, "
+                 "github.com/northes/go-moonshot/issues/17; with include_usage a trailing "
+                 "duplicate: github.com/rmusser01/tldw_chatbook/pull/1627, "
+                 "github.com/vercel/ai/pull/12337")
+_DEEPSEEK_SRC = ("api-docs.deepseek.com (Rate limit: ': keep-alive' comments while a streamed "
+                 "request waits; Create Chat Completion: stream_options.include_usage; "
+                 "Reasoning model: reasoning_content)")
+_OPENAI_SRC = "platform.openai.com/docs/api-reference/chat/create (stream_options.include_usage)"
+_QWEN_SRC = ("help.aliyun.com, DashScope OpenAI-compatible mode: usage only with "
+             "stream_options.include_usage, in a last chunk with empty choices")
+_OLLAMA_SRC = ("github.com/ollama/ollama/releases/tag/v0.5.2 (stream_options.include_usage); "
+               "github.com/ollama/ollama/issues/4448")
+
+#: family -> wire traits. Reasoning variants are families of their own.
+FAMILIES: dict[str, WireTraits] = {t.family: t for t in (
+    WireTraits("moonshot", "Moonshot (Kimi)", USAGE_IN_CHOICE, USAGE_TRAILING,
+               keep_alive=False, reasoning_field=None, source=_MOONSHOT_SRC),
+    WireTraits("moonshot-thinking", "Kimi thinking models", USAGE_IN_CHOICE, USAGE_TRAILING,
+               keep_alive=False, reasoning_field="reasoning_content",
+               source=_MOONSHOT_SRC + "; platform.moonshot.ai docs (kimi-k2-thinking)"),
+    WireTraits("deepseek", "DeepSeek", USAGE_TOP_LEVEL, USAGE_TOP_LEVEL,
+               keep_alive=True, reasoning_field=None, source=_DEEPSEEK_SRC,
+               # DeepSeek's keep-alives come only while a busy server makes you wait; the
+               # offline provider sends one before every stream so lessons can show it.
+               offline_choice=("keep_alive",)),
+    WireTraits("deepseek-reasoner", "DeepSeek reasoner", USAGE_TOP_LEVEL, USAGE_TOP_LEVEL,
+               keep_alive=True, reasoning_field="reasoning_content", source=_DEEPSEEK_SRC,
+               offline_choice=("keep_alive",)),
+    WireTraits("openai", "OpenAI", None, USAGE_TRAILING,
+               keep_alive=False, reasoning_field=None, source=_OPENAI_SRC),
+    WireTraits("qwen", "Qwen (DashScope)", None, USAGE_TRAILING,
+               keep_alive=False, reasoning_field=None, source=_QWEN_SRC),
+    WireTraits("local", "Ollama (local)", None, USAGE_TRAILING,
+               keep_alive=False, reasoning_field=None, source=_OLLAMA_SRC),
+)}
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model id: its family, context window, and whether the id is still served."""
+
+    id: str
+    family: str
+    context_window: int  # tokens, prompt + answer
+    checked: str = CHECKED
+    source: str = ""
+    retired: str = ""  # empty while served; else a note (when, and what replaces it)
+
+    @property
+    def reasoning(self) -> bool:
+        """True when this model streams reasoning (its family says so)."""
+        return FAMILIES[self.family].reasoning
+
+
+_KIMI_RETIRED = ("discontinued in 2026, use kimi-k2.6 (promptfoo.dev/docs/providers/moonshot); "
+                 "the offline provider still serves it")
+
+#: model id -> model. The offline provider serves exactly these.
+MODELS: dict[str, Model] = {m.id: m for m in (
+    Model("moonshot-v1-8k", "moonshot", 8192, source="platform.moonshot.ai docs: models"),
+    Model("moonshot-v1-32k", "moonshot", 32768, source="platform.moonshot.ai docs: models"),
+    Model("moonshot-v1-128k", "moonshot", 131072, source="platform.moonshot.ai docs: models"),
+    Model("kimi-k2-turbo-preview", "moonshot", 262144, source="platform.moonshot.ai docs: models",
+          retired=_KIMI_RETIRED),
+    Model("kimi-k2-thinking", "moonshot-thinking", 262144,
+          source="platform.moonshot.ai docs: models", retired=_KIMI_RETIRED),
+    Model("kimi-k2.6", "moonshot-thinking", 262144,
+          source="promptfoo.dev/docs/providers/moonshot (a thinking model, 256k context)"),
+    Model("qwen-plus", "qwen", 131072, source="help.aliyun.com: Qwen models"),
+    Model("qwen-turbo", "qwen", 131072, source="help.aliyun.com: Qwen models"),
+    Model("deepseek-chat", "deepseek", 131072, source="api-docs.deepseek.com: models & pricing"),
+    Model("deepseek-reasoner", "deepseek-reasoner", 131072,
+          source="api-docs.deepseek.com: models & pricing"),
+    Model("gpt-4o-mini", "openai", 128000, source="platform.openai.com/docs/models"),
+    Model("gpt-4.1-mini", "openai", 1047576, source="platform.openai.com/docs/models"),
+    Model("qwen2.5:0.5b", "local", 32768, source="ollama.com/library/qwen2.5"),
+    Model("offline-tiny", "moonshot", 64, source="the offline provider's own (tests)"),
+)}
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One OpenAI-compatible provider: where it lives and which variable holds its key."""
+
+    name: str
+    base_url: str
+    key_env: str | None
+    default_model: str
+    notes: str = ""
+    family: str = "openai"  # wire traits for models not in MODELS
+    checked: str = CHECKED
+    source: str = ""
+
+
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (
+    Provider("moonshot", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY", "kimi-k2-turbo-preview",
+             "Kimi, China platform (platform.moonshot.cn).", "moonshot",
+             source="platform.moonshot.cn docs"),
+    Provider("moonshot-global", "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY",
+             "kimi-k2-turbo-preview",
+             "Kimi, global platform (platform.moonshot.ai). Keys do not cross regions.",
+             "moonshot", source="platform.moonshot.ai docs"),
+    Provider("qwen", "https://dashscope.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY",
+             "qwen-plus", "Alibaba DashScope compatible mode, China (Beijing) region.", "qwen",
+             source="help.aliyun.com: OpenAI-compatible DashScope"),
+    Provider("qwen-intl", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+             "DASHSCOPE_API_KEY", "qwen-plus",
+             "DashScope compatible mode, international (Singapore) region.", "qwen",
+             source="alibabacloud.com help: OpenAI-compatible DashScope"),
+    Provider("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", "deepseek-chat",
+             "DeepSeek's own platform.", "deepseek", source="api-docs.deepseek.com"),
+    Provider("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "gpt-4o-mini",
+             "The API the others imitate.", "openai", source="platform.openai.com/docs"),
+    Provider("local", "http://localhost:11434/v1", None, "qwen2.5:0.5b",
+             "Any OpenAI-compatible server on your machine (Ollama, llama.cpp, vLLM). "
+             "No key needed; set LLM_BASE_URL and LLM_MODEL to match it.", "local",
+             source="github.com/ollama/ollama docs/openai.md"),
+    Provider("offline", "", None, "moonshot-v1-8k",
+             "The embedded offline provider: Moonshot's wire format, no key, no network.",
+             "moonshot", source="helpers/offline (this package)"),
+)}
+
+#: Providers tried, in order, when LLM_PROVIDER is not set: the first with a key wins.
+AUTO_ORDER: tuple[str, ...] = ("moonshot", "qwen", "deepseek", "openai")
+
+
+def model_traits(model: str) -> WireTraits:
+    """Return the wire traits the offline provider uses for ``model`` (Moonshot's if unknown)."""
+    known = MODELS.get(model)
+    return FAMILIES[known.family if known is not None else "moonshot"]
+
+
+def traits_for(provider: str, model: str) -> WireTraits:
+    """Return the wire traits of ``model`` served by ``provider``.
+
+    A model in ``MODELS`` has its family's traits; otherwise the provider preset's family
+    decides (``offline``: by model, as the offline provider does; an unknown provider: OpenAI's).
+    """
+    known = MODELS.get(model)
+    if known is not None or provider == "offline":
+        return model_traits(model)
+    preset = PROVIDERS.get(provider)
+    return FAMILIES[preset.family if preset is not None else "openai"]
+
+
+_PLACE_WORDS = {
+    USAGE_IN_CHOICE: "inside `choices[0].usage` of the last chunk",
+    USAGE_TOP_LEVEL: "top-level `usage` on the last chunk (the one with `finish_reason`)",
+    USAGE_TRAILING: "one extra chunk with **empty** `choices` and a top-level `usage`",
+}
+_ASK = '`stream_options={"include_usage": True}`'
+
+
+def _usage_cell(t: WireTraits) -> str:
+    if t.usage_unasked:
+        return f"{_PLACE_WORDS[t.usage_unasked]}, always"
+    if t.usage_when_asked:
+        return f"only if you ask with {_ASK}: then {_PLACE_WORDS[t.usage_when_asked]}"
+    return "never in a stream"
+
+
+def _asked_cell(t: WireTraits) -> str:
+    if t.usage_when_asked is None:
+        return "ignored"
+    if t.usage_when_asked == t.usage_unasked:
+        return "nothing changes"
+    return f"adds {_PLACE_WORDS[t.usage_when_asked]}"
+
+
+#: column name -> (header, cell renderer)
+COLUMNS = {
+    "usage": ("where `usage` is in a stream", _usage_cell),
+    "asked": (f"with {_ASK}", _asked_cell),
+    "keep_alive": ("`: keep-alive` comments", lambda t: "yes" if t.keep_alive else "no"),
+    "reasoning": ("reasoning streams in", lambda t: f"`delta.{t.reasoning_field}`"
+                  if t.reasoning_field else "-"),
+}
+
+
+def comparison_table(families: tuple[str, ...] | None = None,
+                     columns: tuple[str, ...] = ("usage",), *, merge: bool = True) -> str:
+    """Render the lessons' provider comparison as a Markdown table, from ``FAMILIES``.
+
+    Args:
+        families: which families, in row order (default: all).
+        columns: names from ``COLUMNS`` ("usage", "asked", "keep_alive", "reasoning").
+        merge: join families whose cells are all equal into one row ("OpenAI, Qwen (DashScope)").
+    """
+    rows: list[tuple[list[str], tuple[str, ...]]] = []
+    for name in families or tuple(FAMILIES):
+        traits = FAMILIES[name]
+        cells = tuple(COLUMNS[c][1](traits) for c in columns)
+        same = next((r for r in rows if r[1] == cells), None) if merge else None
+        if same is not None:
+            same[0].append(traits.label)
+        else:
+            rows.append(([traits.label], cells))
+    head = ["provider", *(COLUMNS[c][0] for c in columns)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join([", ".join(labels), *cells]) + " |" for labels, cells in rows]
+    return "\n".join(lines)
