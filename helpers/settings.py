@@ -1,4 +1,7 @@
-"""Which provider, which key, which model: provider presets as data, and plain SDK clients.
+"""Which provider, which key, which model: resolution, ``Config``, and plain SDK clients.
+
+The presets themselves (``PROVIDERS``, ``AUTO_ORDER``) live in :mod:`helpers.providers`, the
+one table of provider behaviour; they are re-exported here.
 
 Resolution order for every setting: explicit argument > process environment > ``.env`` >
 preset default. ``.env`` is read only when :func:`load_config` is called (never at import),
@@ -24,6 +27,8 @@ from pathlib import Path
 import openai
 from dotenv import dotenv_values, find_dotenv
 
+from .providers import AUTO_ORDER, PROVIDERS, Provider  # the presets live in the one table
+
 __all__ = [
     "AUTO_ORDER", "PROVIDERS", "Config", "MissingKeyError", "Provider",
     "load_config", "make_async_client", "make_client", "mask_key",
@@ -32,44 +37,6 @@ __all__ = [
 #: The key of the process's shared offline provider (the one ``load_config()`` starts). Like a
 #: real provider, it accepts only its own key, so a wrong key gets a 401 offline too.
 OFFLINE_KEY = "offline-demo-key"
-
-
-@dataclass(frozen=True)
-class Provider:
-    """One OpenAI-compatible provider: where it lives and which variable holds its key."""
-
-    name: str
-    base_url: str
-    key_env: str | None
-    default_model: str
-    notes: str = ""
-
-
-PROVIDERS: dict[str, Provider] = {p.name: p for p in (
-    Provider("moonshot", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY", "kimi-k2-turbo-preview",
-             "Kimi, China platform (platform.moonshot.cn). Usage arrives in choices[0].usage."),
-    Provider("moonshot-global", "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY",
-             "kimi-k2-turbo-preview",
-             "Kimi, global platform (platform.moonshot.ai). Keys do not cross regions."),
-    Provider("qwen", "https://dashscope.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY",
-             "qwen-plus", "Alibaba DashScope compatible mode, China (Beijing) region. "
-             "Usage only with stream_options.include_usage."),
-    Provider("qwen-intl", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
-             "DASHSCOPE_API_KEY", "qwen-plus",
-             "DashScope compatible mode, international (Singapore) region."),
-    Provider("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", "deepseek-chat",
-             "Sends ': keep-alive' comment lines; deepseek-reasoner streams reasoning_content."),
-    Provider("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "gpt-4o-mini",
-             "Usage only with stream_options.include_usage, in a trailing chunk."),
-    Provider("local", "http://localhost:11434/v1", None, "qwen2.5:0.5b",
-             "Any OpenAI-compatible server on your machine (Ollama, llama.cpp, vLLM). "
-             "No key needed; set LLM_BASE_URL and LLM_MODEL to match it."),
-    Provider("offline", "", None, "moonshot-v1-8k",
-             "The embedded offline provider: Moonshot's wire format, no key, no network."),
-)}
-
-#: Providers tried, in order, when LLM_PROVIDER is not set: the first with a key wins.
-AUTO_ORDER: tuple[str, ...] = ("moonshot", "qwen", "deepseek", "openai")
 
 
 class MissingKeyError(RuntimeError):
