@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "StreamView": "widgets", "show_stream": "widgets", "ChatUI": "chat_ui",
     "WireMeter": "widget_meter", "SimClock": "widget_meter", "paced": "widget_meter",
     # providers' wire quirks and errors
-    "describe_wire": "wire", "raw_sse_lines": "wire",
+    "describe_wire": "raw_wire", "raw_sse_lines": "raw_wire",
     "error_summary": "errors", "friendly_message": "errors",
 }
 

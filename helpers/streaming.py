@@ -1,13 +1,10 @@
 """Small functions over a stream of ``ChatCompletionChunk``: text, usage, finish reason, timings.
 
-Providers disagree on where ``usage`` goes, so :func:`chunk_usage` looks in every place:
-
-- Moonshot: inside ``choices[0]`` of the final chunk (``choices[0].usage``, an extra field the
-  SDK keeps as a plain dict);
-- OpenAI, Qwen (DashScope) with ``stream_options={"include_usage": True}``: a trailing chunk
-  with empty ``choices`` and top-level ``usage``;
-- DeepSeek (and some other servers): top-level ``usage`` on the final chunk that still has
-  choices.
+Providers disagree on where ``usage`` goes (the table in :mod:`helpers.providers` says who puts
+it where), so :func:`chunk_usage` asks :func:`helpers.usage.find_usage`, which looks in every
+place: ``choices[0].usage`` (Moonshot, an extra field the SDK keeps as a plain dict), top-level
+``usage`` on the chunk with ``finish_reason`` (DeepSeek), or a trailing chunk with empty
+``choices`` (OpenAI, Qwen, Ollama when asked with ``stream_options``).
 
 Every function accepts any iterable of chunks (a live ``openai.Stream`` or a list), so it can be
 tested without a server. The ``a``-prefixed twins take async iterables.
@@ -18,10 +15,11 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
+
+from .usage import find_usage
 
 __all__ = [
     "StreamResult", "acollect", "chunk_finish_reason", "chunk_reasoning", "chunk_text",
@@ -56,17 +54,13 @@ def chunk_finish_reason(chunk: ChatCompletionChunk) -> str | None:
 
 def chunk_usage(chunk: ChatCompletionChunk) -> CompletionUsage | None:
     """Return token usage if this chunk carries it, wherever the provider put it."""
-    if chunk.usage is not None:
-        return chunk.usage
-    for choice in chunk.choices:
-        extra: Any = getattr(choice, "usage", None)
-        if extra is None and choice.model_extra:
-            extra = choice.model_extra.get("usage")
-        if isinstance(extra, CompletionUsage):
-            return extra
-        if isinstance(extra, dict):
-            return CompletionUsage.model_validate(extra)
-    return None
+    found = find_usage(chunk)
+    if found is None:
+        return None
+    usage = found[1]
+    if isinstance(usage, CompletionUsage):
+        return usage
+    return CompletionUsage.model_validate(usage) if isinstance(usage, dict) else None
 
 
 def iter_text(chunks: Iterable[ChatCompletionChunk]) -> Iterator[str]:

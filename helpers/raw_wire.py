@@ -1,4 +1,4 @@
-"""Look under the SDK: a stream's raw Server-Sent Event lines, and what each provider put where.
+"""Lesson 5's raw-line inspector: a stream's Server-Sent Event lines as sent, and what was where.
 
 The SDK hides two things a provider comparison needs to see: comment lines (DeepSeek's
 ``: keep-alive``, which the SSE decoder drops by design) and the exact place ``usage`` sat in
@@ -7,11 +7,9 @@ exactly as they arrived, and :func:`describe_wire` summarises such a list; both 
 purpose, so lesson 5 can show them side by side for every provider flavour.
 
 Deliberate choices: ``describe_wire`` is a pure function over ``list[str]`` (testable without a
-server); it reports usage placement in the words the lessons use:
-
-- ``"choices[0].usage"``: Moonshot, inside the last chunk's only choice;
-- ``"trailing chunk"``: OpenAI style, an extra chunk with empty ``choices`` and top-level usage;
-- ``"last chunk, top level"``: some servers put top-level usage on the chunk with finish_reason.
+server); it reports usage placement in the words the lessons use, decided by
+:func:`helpers.usage.find_usage` (``"choices[0].usage"``, ``"last chunk, top level"``,
+``"trailing chunk"``).
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from typing import Any
 import httpx
 
 from .settings import Config
+from .usage import find_usage
 
 __all__ = ["WireSummary", "describe_wire", "raw_sse_lines", "usage_location"]
 
@@ -43,13 +42,8 @@ def raw_sse_lines(config: Config, body: Mapping[str, Any], *, timeout: float = 3
 
 def usage_location(payload: Mapping[str, Any]) -> str | None:
     """Return where this chunk (parsed JSON) carries usage, in the lessons' words, or None."""
-    choices = payload.get("choices") or []
-    if payload.get("usage"):
-        return "last chunk, top level" if choices else "trailing chunk"
-    for choice in choices:
-        if isinstance(choice, Mapping) and choice.get("usage"):
-            return "choices[0].usage"
-    return None
+    found = find_usage(payload)
+    return found[0] if found else None
 
 
 @dataclass
