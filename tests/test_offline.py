@@ -10,7 +10,8 @@ import httpx
 import openai
 import pytest
 
-from helpers.offline import MODELS, OfflineProvider
+from helpers.offline import OfflineProvider
+from helpers.providers import MODELS
 from helpers.replies import split_pieces
 from helpers.streaming import chunk_usage, collect
 

@@ -1,0 +1,126 @@
+"""Chunk building: the answer as SSE chunks, shaped by the model family's wire traits.
+
+Moonshot's shape is the base: the first delta carries ``role: "assistant"``, content deltas
+follow, the final chunk carries ``finish_reason``. What differs by family is read from the one
+table (:mod:`helpers.providers`) through the plan's ``traits``: where usage goes, asked or not
+(``usage_places``), the ``: keep-alive`` comment, and the reasoning field that streams before
+the answer. Stream faults cut the answer at :func:`cut_point`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from ..providers import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, USAGE_TRAILING
+from ..replies import compose_reply, count_prompt_tokens, filler_reply, split_pieces
+from .counters import Counters
+from .errors import DeliberateCut, error_body
+from .gate import HoldGate
+from .plan import STREAM_FAULTS, Plan
+
+__all__ = ["Answer", "compose_answer", "cut_point", "stream_events"]
+
+
+def cut_point(pieces: Sequence[str]) -> int:
+    """Return how many answer pieces a stream fault lets through before it strikes."""
+    return max(1, len(pieces) // 3)
+
+
+@dataclass
+class Answer:
+    """The answer to one plan: its pieces, reasoning pieces, finish reason and usage."""
+
+    pieces: list[str]
+    thoughts: list[str]
+    finish: str
+    usage: dict[str, Any]
+
+
+def compose_answer(plan: Plan, prompt_tokens: int | None = None) -> Answer:
+    """Compose the answer (cut at ``max_tokens``) and count its usage."""
+    if prompt_tokens is None:
+        prompt_tokens = count_prompt_tokens(plan.messages)
+    reply = compose_reply(plan.messages, reasoning=plan.traits.reasoning)
+    text = filler_reply(plan.tokens) if plan.tokens is not None else reply.text
+    pieces = split_pieces(text)
+    finish = "stop"
+    if plan.max_tokens is not None and len(pieces) > plan.max_tokens:
+        pieces, finish = pieces[: plan.max_tokens], "length"
+    thoughts = split_pieces(reply.reasoning)
+    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens,
+                             "completion_tokens": len(pieces) + len(thoughts),
+                             "total_tokens": prompt_tokens + len(pieces) + len(thoughts)}
+    if thoughts:
+        usage["completion_tokens_details"] = {"reasoning_tokens": len(thoughts)}
+    return Answer(pieces, thoughts, finish, usage)
+
+
+def _sse(payload: dict, ascii_only: bool = False) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=ascii_only,
+                                  separators=(",", ":")).encode() + b"\n\n"
+
+
+async def stream_events(plan: Plan, ident: str, answer: Answer, gate: HoldGate,
+                        counters: Counters) -> AsyncIterator[tuple[str, bytes]]:
+    """Yield (kind, bytes) wire events; kind is "chunk", "comment" or "done"."""
+    created = int(time.time())
+    traits = plan.traits
+    places = traits.usage_places(asked=plan.include_usage)
+
+    def chunk(delta: dict, finish_reason: str | None = None, top: dict | None = None,
+              **extra: Any) -> bytes:
+        choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        choice.update(extra)
+        return _sse({"id": ident, "object": "chat.completion.chunk", "created": created,
+                     "model": plan.model, "choices": [choice], **(top or {})})
+
+    async def pause() -> None:
+        # Always yield, even with no delay: writing to a socket does not, so a zero-delay
+        # stream would otherwise never let the event loop notice a client that left.
+        await asyncio.sleep(plan.delay_s)
+
+    if traits.keep_alive:
+        yield "comment", b": keep-alive\n\n"
+    yield "chunk", chunk({"role": "assistant", "content": ""})
+    for piece in answer.thoughts:
+        await pause()
+        yield "chunk", chunk({traits.reasoning_field or "reasoning_content": piece})
+    cut_at = cut_point(answer.pieces) if plan.fault in STREAM_FAULTS else None
+    for i, piece in enumerate(answer.pieces):
+        if i == cut_at:
+            async for event in _fault_events(plan.fault, counters):
+                yield event
+            return
+        await pause()
+        yield "chunk", chunk({"content": piece})
+    if plan.hold or gate.closed:
+        await gate.wait(plan.hold)
+    await pause()
+    extra = {"usage": answer.usage} if USAGE_IN_CHOICE in places else {}
+    top = {"usage": answer.usage} if USAGE_TOP_LEVEL in places else None
+    yield "chunk", chunk({}, answer.finish, top, **extra)
+    if USAGE_TRAILING in places:
+        yield "chunk", _sse({"id": ident, "object": "chat.completion.chunk", "created": created,
+                             "model": plan.model, "choices": [], "usage": answer.usage},
+                            ascii_only=True)
+    yield "done", b"data: [DONE]\n\n"
+
+
+async def _fault_events(fault: str | None, counters: Counters) -> AsyncIterator[tuple[str, bytes]]:
+    counters.add("faults")
+    if fault == "midstream":
+        body = error_body(500, "The stream failed midway (simulated)", "server_error")
+        yield "chunk", b"data: " + json.dumps(body).encode() + b"\n\n"
+    elif fault == "malformed":
+        yield "chunk", b'data: {"id": "broken", "choices": [\n\n'
+    elif fault == "stall":
+        await anyio.sleep_forever()
+    elif fault == "cut":
+        raise DeliberateCut()
