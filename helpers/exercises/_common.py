@@ -19,7 +19,8 @@ from typing import Any
 import openai
 
 from ..offline import OfflineProvider
-from ..replies import compose_reply, split_pieces
+from ..providers import model_traits
+from ..replies import Reply, compose_reply, split_pieces
 from ..settings import OFFLINE_KEY
 
 PYTHAGORAS = "What is the Pythagorean theorem?"
@@ -64,7 +65,12 @@ def _require(condition: bool, hint: str) -> None:
         raise _NotYet(hint)
 
 
+def _reply(question: str, model: str = "moonshot-v1-8k") -> Reply:
+    """Return the offline provider's reply to ``question`` (reasoning if the table says so)."""
+    return compose_reply([{"role": "user", "content": question}],
+                         reasoning=model_traits(model).reasoning)
+
+
 def _pieces(question: str, model: str = "moonshot-v1-8k") -> list[str]:
-    flavor_reasoning = model in {"deepseek-reasoner", "kimi-k2-thinking"}
-    reply = compose_reply([{"role": "user", "content": question}], reasoning=flavor_reasoning)
-    return split_pieces(reply.text)
+    """Return the answer pieces the offline provider streams for ``question``."""
+    return split_pieces(_reply(question, model).text)

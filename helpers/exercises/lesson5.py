@@ -4,17 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..replies import compose_reply
+from ..providers import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, model_traits
 from ._common import (
     PYTHAGORAS_ZH,
     _client,
     _pieces,
     _provider,
+    _reply,
     _report,
     _require,
 )
 
 _FLAVOURS = ("moonshot-v1-8k", "qwen-plus", "deepseek-chat", "gpt-4o-mini")
+
+
+def _no_total_hint(model: str) -> str:
+    """Say where this model's usage is, from the providers table, for a missing total."""
+    traits = model_traits(model)
+    if traits.usage_unasked == USAGE_TOP_LEVEL:
+        return (f"{model} gave no total: its usage is at the top level of the chunk that has "
+                "finish_reason (read chunk.usage on every chunk, not only when choices is empty)")
+    if traits.usage_unasked == USAGE_IN_CHOICE:
+        return (f"{model} gave no total: its usage is inside choices[0] of the last chunk "
+                "(an extra field: choices[0].model_extra['usage'])")
+    return (f"{model} gave no total: OpenAI-style providers send usage only with "
+            "stream_options={'include_usage': True}")
 
 
 @_report
@@ -32,12 +46,7 @@ def check_lesson5_ex1(ask_with_usage: Any) -> str:
         _require(provider.stats()["streams"] > streams, f"{model}: use stream=True")
         _require(text == "".join(_pieces(PYTHAGORAS_ZH)),
                  f"{model}: the text differs from the answer (join every delta.content)")
-        _require(total is not None or model != "deepseek-chat",
-                 "deepseek-chat gave no total: its usage is at the top level of the chunk that "
-                 "has finish_reason (read chunk.usage on every chunk, not only when choices "
-                 "is empty)")
-        _require(total is not None, f"{model} gave no total: OpenAI-style providers send usage "
-                                    "only with stream_options={'include_usage': True}")
+        _require(total is not None, _no_total_hint(model))
         _require(isinstance(total, int) and total > 0, f"{model}: total should be an int > 0, "
                                                        f"got {total!r}")
     return f"text and total tokens from all of {', '.join(_FLAVOURS)}."
@@ -49,8 +58,7 @@ def check_lesson5_ex2(split_thinking: Any) -> str:
     _require(callable(split_thinking), "pass the function: check_lesson5_ex2(split_thinking)")
     client = _client(_provider())
     for model in ("deepseek-reasoner", "kimi-k2-thinking", "deepseek-chat"):
-        reply = compose_reply([{"role": "user", "content": PYTHAGORAS_ZH}],
-                              reasoning=model != "deepseek-chat")
+        reply = _reply(PYTHAGORAS_ZH, model)
         stream = client.chat.completions.create(
             model=model, messages=[{"role": "user", "content": PYTHAGORAS_ZH}], stream=True)
         got = split_thinking(stream)
