@@ -27,7 +27,8 @@ _EXPORTS: dict[str, str] = {
     # the notebook view and chat
     "StreamView": "widgets", "show_stream": "widgets", "ChatUI": "chat_ui",
     "WireMeter": "widget_meter", "SimClock": "widget_meter", "paced": "widget_meter",
-    # providers' wire quirks and errors
+    # providers' wire quirks (the one table) and errors
+    "comparison_table": "providers", "traits_for": "providers", "find_usage": "usage",
     "describe_wire": "raw_wire", "raw_sse_lines": "raw_wire",
     "error_summary": "errors", "friendly_message": "errors",
 }

@@ -3,7 +3,8 @@
 Deliberate choice: our own small response instead of Starlette's ``StreamingResponse``. It
 watches for ``http.disconnect`` while it writes, so a client that leaves is noticed even during
 a stall or a hold, and it records in the counters exactly how far each stream got and how it
-ended ("completed", "fault", "cut", "disconnected").
+ended ("completed", "fault", "cut", "disconnected"), and whether the client asked for usage
+(``include_usage``: what a relay in front of it asked for).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class ChunkStream:
         counters.add("streams")
         counters.add("open_streams")
         record = {"model": self.plan.model, "planned": self.planned, "sent": 0,
-                  "outcome": "open"}
+                  "outcome": "open", "include_usage": self.plan.include_usage}
         with counters.lock:
             counters.recent.append(record)
         outcome = "disconnected"
