@@ -98,7 +98,7 @@ FAMILIES: dict[str, WireTraits] = {t.family: t for t in (
                # DeepSeek's keep-alives come only while a busy server makes you wait; the
                # offline provider sends one before every stream so lessons can show it.
                offline_choice=("keep_alive",)),
-    WireTraits("deepseek-reasoner", "DeepSeek reasoner", USAGE_TOP_LEVEL, USAGE_TOP_LEVEL,
+    WireTraits("deepseek-reasoner", "DeepSeek, thinking", USAGE_TOP_LEVEL, USAGE_TOP_LEVEL,
                keep_alive=True, reasoning_field="reasoning_content", source=_DEEPSEEK_SRC,
                offline_choice=("keep_alive",)),
     WireTraits("openai", "OpenAI", None, USAGE_TRAILING,
@@ -127,25 +127,37 @@ class Model:
         return FAMILIES[self.family].reasoning
 
 
-_KIMI_RETIRED = ("discontinued in 2026, use kimi-k2.6 (promptfoo.dev/docs/providers/moonshot); "
-                 "the offline provider still serves it")
+_KIMI_RETIRED = ("discontinued by Moonshot on 2026-05-25, replaced by kimi-k2.6 "
+                 "(github.com/aallan/vera-bench/issues/68 quotes Moonshot's notice; "
+                 "promptfoo.dev/docs/providers/moonshot); the offline provider still serves it")
 
-#: model id -> model. The offline provider serves exactly these.
+_DEEPSEEK_RETIRED = ("discontinued by DeepSeek on 2026-07-24, replaced by deepseek-v4-flash "
+                     "(api-docs.deepseek.com/updates, 2026-04-24 notice; "
+                     "github.com/mozilla-ai/any-llm/issues/1172); the offline provider still "
+                     "serves it")
+
+#: model id -> model. The offline provider serves exactly these, in this order.
 MODELS: dict[str, Model] = {m.id: m for m in (
-    Model("moonshot-v1-8k", "moonshot", 8192, source="platform.moonshot.ai docs: models"),
-    Model("moonshot-v1-32k", "moonshot", 32768, source="platform.moonshot.ai docs: models"),
-    Model("moonshot-v1-128k", "moonshot", 131072, source="platform.moonshot.ai docs: models"),
+    Model("moonshot-v1-8k", "moonshot", 8192, source="promptfoo.dev/docs/providers/moonshot"),
+    Model("moonshot-v1-32k", "moonshot", 32768, source="promptfoo.dev/docs/providers/moonshot"),
+    Model("moonshot-v1-128k", "moonshot", 131072,
+          source="promptfoo.dev/docs/providers/moonshot"),
+    Model("kimi-k2.6", "moonshot-thinking", 262144,
+          source="promptfoo.dev/docs/providers/moonshot (a thinking model, 256k context)"),
     Model("kimi-k2-turbo-preview", "moonshot", 262144, source="platform.moonshot.ai docs: models",
           retired=_KIMI_RETIRED),
     Model("kimi-k2-thinking", "moonshot-thinking", 262144,
           source="platform.moonshot.ai docs: models", retired=_KIMI_RETIRED),
-    Model("kimi-k2.6", "moonshot-thinking", 262144,
-          source="promptfoo.dev/docs/providers/moonshot (a thinking model, 256k context)"),
     Model("qwen-plus", "qwen", 131072, source="help.aliyun.com: Qwen models"),
     Model("qwen-turbo", "qwen", 131072, source="help.aliyun.com: Qwen models"),
-    Model("deepseek-chat", "deepseek", 131072, source="api-docs.deepseek.com: models & pricing"),
+    Model("deepseek-v4-flash", "deepseek-reasoner", 1048576,
+          source="openrouter.ai/deepseek/deepseek-v4-flash (1M context); thinking mode on by "
+                 "default (huggingface.co/deepseek-ai/DeepSeek-V4-Flash); the request "
+                 "parameter that turns it off is not modelled offline"),
+    Model("deepseek-chat", "deepseek", 131072, source="api-docs.deepseek.com: models & pricing",
+          retired=_DEEPSEEK_RETIRED),
     Model("deepseek-reasoner", "deepseek-reasoner", 131072,
-          source="api-docs.deepseek.com: models & pricing"),
+          source="api-docs.deepseek.com: models & pricing", retired=_DEEPSEEK_RETIRED),
     Model("gpt-4o-mini", "openai", 128000, source="platform.openai.com/docs/models"),
     Model("gpt-4.1-mini", "openai", 1047576, source="platform.openai.com/docs/models"),
     Model("qwen2.5:0.5b", "local", 32768, source="ollama.com/library/qwen2.5"),
@@ -168,13 +180,13 @@ class Provider:
 
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (
-    Provider("moonshot", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY", "kimi-k2-turbo-preview",
+    Provider("moonshot", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY", "kimi-k2.6",
              "Kimi, China platform (platform.moonshot.cn).", "moonshot",
-             source="platform.moonshot.cn docs"),
-    Provider("moonshot-global", "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY",
-             "kimi-k2-turbo-preview",
+             source="platform.moonshot.cn docs; default model: see MODELS['kimi-k2.6']"),
+    Provider("moonshot-global", "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY", "kimi-k2.6",
              "Kimi, global platform (platform.moonshot.ai). Keys do not cross regions.",
-             "moonshot", source="platform.moonshot.ai docs"),
+             "moonshot", source="platform.moonshot.ai docs; default model: see "
+                                "MODELS['kimi-k2.6']"),
     Provider("qwen", "https://dashscope.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY",
              "qwen-plus", "Alibaba DashScope compatible mode, China (Beijing) region.", "qwen",
              source="help.aliyun.com: OpenAI-compatible DashScope"),
@@ -182,8 +194,9 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
              "DASHSCOPE_API_KEY", "qwen-plus",
              "DashScope compatible mode, international (Singapore) region.", "qwen",
              source="alibabacloud.com help: OpenAI-compatible DashScope"),
-    Provider("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", "deepseek-chat",
-             "DeepSeek's own platform.", "deepseek", source="api-docs.deepseek.com"),
+    Provider("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", "deepseek-v4-flash",
+             "DeepSeek's own platform.", "deepseek",
+             source="api-docs.deepseek.com; default model: see MODELS['deepseek-v4-flash']"),
     Provider("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "gpt-4o-mini",
              "The API the others imitate.", "openai", source="platform.openai.com/docs"),
     Provider("local", "http://localhost:11434/v1", None, "qwen2.5:0.5b",

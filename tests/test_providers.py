@@ -68,6 +68,12 @@ def test_every_reference_in_the_table_resolves():
         assert {traits.usage_unasked, traits.usage_when_asked} <= {*USAGE_PLACES, None}
 
 
+def test_no_preset_defaults_to_a_retired_model():
+    retired = {p.name: p.default_model for p in PROVIDERS.values()
+               if MODELS[p.default_model].retired}
+    assert retired == {}
+
+
 def test_every_fact_is_dated_and_sourced():
     for record in [*FAMILIES.values(), *MODELS.values(), *PROVIDERS.values()]:
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", record.checked), record
