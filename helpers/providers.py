@@ -77,12 +77,16 @@ _MOONSHOT_SRC = ("usage in choices[0]: github.com/higress-group/higress/pull/156
                  "github.com/northes/go-moonshot/issues/17; with include_usage a trailing "
                  "duplicate: github.com/rmusser01/tldw_chatbook/pull/1627, "
                  "github.com/vercel/ai/pull/12337")
-_DEEPSEEK_SRC = ("api-docs.deepseek.com (Rate limit: ': keep-alive' comments while a streamed "
-                 "request waits; Create Chat Completion: stream_options.include_usage; "
-                 "Reasoning model: reasoning_content)")
+_DEEPSEEK_SRC = ("api-docs.deepseek.com/api/create-chat-completion (usage rides on the last chunk, "
+                 "the one with finish_reason, asked or not; no usage-only chunk), quoted in "
+                 "github.com/moona3k/macparakeet/pull/1087; seen live in "
+                 "github.com/deepseek-ai/DeepSeek-V2/issues/29; api-docs.deepseek.com rate-limit "
+                 "page (': keep-alive' comments while a streamed request waits); reasoning "
+                 "model guide (reasoning_content)")
 _OPENAI_SRC = "platform.openai.com/docs/api-reference/chat/create (stream_options.include_usage)"
-_QWEN_SRC = ("help.aliyun.com, DashScope OpenAI-compatible mode: usage only with "
-             "stream_options.include_usage, in a last chunk with empty choices")
+_QWEN_SRC = ("help.aliyun.com, DashScope OpenAI-compatible mode (usage only with "
+             "stream_options.include_usage, in a last chunk with empty choices), quoted in "
+             "github.com/moona3k/macparakeet/pull/1087; github.com/openclaw/openclaw/pull/43184")
 _OLLAMA_SRC = ("github.com/ollama/ollama/releases/tag/v0.5.2 (stream_options.include_usage); "
                "github.com/ollama/ollama/issues/4448")
 
