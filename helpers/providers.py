@@ -20,10 +20,11 @@ Deliberate choices:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "AUTO_ORDER", "FAMILIES", "MODELS", "PROVIDERS", "USAGE_IN_CHOICE", "USAGE_PLACES",
+    "AUTO_ORDER", "COLUMNS", "FAMILIES", "MODELS", "PROVIDERS", "USAGE_IN_CHOICE", "USAGE_PLACES",
     "USAGE_TOP_LEVEL", "USAGE_TRAILING", "Model", "Provider", "ToolCallQuirks", "WireTraits",
     "comparison_table", "model_traits", "traits_for",
 ]
@@ -260,7 +261,7 @@ def _asked_cell(t: WireTraits) -> str:
 
 
 #: column name -> (header, cell renderer)
-COLUMNS = {
+COLUMNS: dict[str, tuple[str, Callable[[WireTraits], str]]] = {
     "usage": ("where `usage` is in a stream", _usage_cell),
     "asked": (f"with {_ASK}", _asked_cell),
     "keep_alive": ("`: keep-alive` comments", lambda t: "yes" if t.keep_alive else "no"),
@@ -269,8 +270,8 @@ COLUMNS = {
 }
 
 
-def comparison_table(families: tuple[str, ...] | None = None,
-                     columns: tuple[str, ...] = ("usage",), *, merge: bool = True) -> str:
+def comparison_table(families: Sequence[str] | None = None,
+                     columns: Sequence[str] = ("usage",), *, merge: bool = True) -> str:
     """Render the lessons' provider comparison as a Markdown table, from ``FAMILIES``.
 
     Args:
@@ -279,7 +280,7 @@ def comparison_table(families: tuple[str, ...] | None = None,
         merge: join families whose cells are all equal into one row ("OpenAI, Qwen (DashScope)").
     """
     rows: list[tuple[list[str], tuple[str, ...]]] = []
-    for name in families or tuple(FAMILIES):
+    for name in families or tuple(FAMILIES):  # a label per row, cells per column
         traits = FAMILIES[name]
         cells = tuple(COLUMNS[c][1](traits) for c in columns)
         same = next((r for r in rows if r[1] == cells), None) if merge else None
