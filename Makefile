@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 ROOT_FLAG := $(shell [ "$$(id -u)" = "0" ] && echo --allow-root)
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: lab test test-fast outputs bench docs demo lint clean help
+.PHONY: lab test test-fast outputs bench docs demo lint clean help vendor screenshots bench-page
 
 help:
 	@echo "make lab     - open the lessons in JupyterLab (creates .venv on first use)"
@@ -19,6 +19,8 @@ help:
 	@echo "make docs    - render the executed lessons to HTML in site/"
 	@echo "make bench   - the relay benchmark (writes docs/performance.md)"
 	@echo "make lint    - ruff"
+	@echo "make vendor  - refresh the page's libraries (helpers/static/vendor) from node_modules"
+	@echo "make screenshots - pictures of the chat page for docs/page.md"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python 3.10+ is required")'
@@ -27,11 +29,31 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# The page's JavaScript side: one package.json + lock (front-end libraries, test tools).
+# node_modules is only needed by the tests (axe-core) and `make vendor`; the page itself uses
+# the vendored copies in helpers/static/vendor. Without npm the targets skip, and so do the
+# tests that need it (they fail under CI=true).
+NPM := $(shell command -v npm 2>/dev/null)
+NODE_DEPS := $(if $(NPM),node_modules/.package-lock.json)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci
+	@touch $@
+
+vendor: node_modules/.package-lock.json
+	$(BIN)/python tools/vendor_static.py
+
+screenshots: $(STAMP)
+	LLM_PROVIDER=offline $(BIN)/python tools/page_screenshots.py
+
+bench-page: $(STAMP)
+	LLM_PROVIDER=offline $(BIN)/python benchmarks/bench_page_render.py
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG)
 
 # LLM_PROVIDER=offline: the tests and the committed outputs never depend on a developer's .env.
-test: $(STAMP)
+test: $(STAMP) $(NODE_DEPS)
 	LLM_PROVIDER=offline $(BIN)/python -m pytest tests notebooks $(NBVAL) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -64,4 +86,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info node_modules
