@@ -17,7 +17,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Reply", "compose_reply", "count_prompt_tokens", "has_cjk", "split_pieces"]
+__all__ = ["HOSTILE_REPLY", "Reply", "compose_reply", "count_prompt_tokens", "has_cjk",
+           "split_pieces"]
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
 _PIECE = re.compile(rf"\s*(?:[{_CJK}]|\\[A-Za-z]+|[A-Za-z0-9_']+|[^\s])|\s+", re.UNICODE)
@@ -60,6 +61,23 @@ class _Entry:
 
 
 _REPERTOIRE: tuple[_Entry, ...] = (
+    _Entry(  # a page's test answer: a Markdown table and all four math delimiters
+        ("cheat sheet", "formula sheet", "公式表", "速查表"),
+        "Derivatives to know by heart:\n\n"
+        "| function | derivative |\n|---|---|\n"
+        "| $x^n$ | $n x^{n-1}$ |\n| $\\sin x$ | $\\cos x$ |\n| $e^x$ | $e^x$ |\n\n"
+        "The chain rule, inline: \\((f \\circ g)'(x) = f'(g(x))\\,g'(x)\\), and displayed:\n\n"
+        "\\[\\frac{d}{dx} \\sin(x^2) = 2x \\cos(x^2)\\]\n\n"
+        "1. Differentiate the outer function.\n2. Multiply by the inner derivative.\n\n"
+        "$$\\int_0^1 x^2 \\, dx = \\frac{1}{3}$$",
+        "必背的导数：\n\n"
+        "| 函数 | 导数 |\n|---|---|\n"
+        "| $x^n$ | $n x^{n-1}$ |\n| $\\sin x$ | $\\cos x$ |\n| $e^x$ | $e^x$ |\n\n"
+        "链式法则（行内）：\\((f \\circ g)'(x) = f'(g(x))\\,g'(x)\\)，单独成行：\n\n"
+        "\\[\\frac{d}{dx} \\sin(x^2) = 2x \\cos(x^2)\\]\n\n"
+        "1. 先对外层函数求导。\n2. 再乘以内层函数的导数。\n\n"
+        "$$\\int_0^1 x^2 \\, dx = \\frac{1}{3}$$",
+    ),
     _Entry(
         ("pythagor", "勾股", "right triangle", "直角三角形"),
         "The Pythagorean theorem says that in a right triangle the square of the hypotenuse "
@@ -117,6 +135,22 @@ _REPERTOIRE: tuple[_Entry, ...] = (
         "流式输出会在模型生成答案的同时逐段发送，所以第一个字在不到一秒内就能出现，"
         "而不必等整段答案写完。",
     ),
+)
+
+#: The answer to a ``[hostile]`` question: raw HTML and links that would run script if a page
+#: inserted model output as HTML. A page must show it as text or sanitise it (tests/test_page.py).
+HOSTILE_REPLY = (
+    "Here is some HTML and a few links, to test the page:\n\n"
+    "<script>window.__pwned = 'script'</script>\n"
+    "<img src=x onerror=\"window.__pwned = 'img'\">\n"
+    "<iframe srcdoc=\"<script>parent.__pwned = 'iframe'</script>\"></iframe>\n"
+    "<a href=\"javascript:window.__pwned = 'a'\">a raw link</a>\n"
+    "<svg onload=\"window.__pwned = 'svg'\"></svg>\n"
+    "<div style=\"position:fixed;inset:0\" onmouseover=\"window.__pwned = 'div'\">cover</div>\n\n"
+    "[a Markdown link](javascript:window.__pwned='md') and [another](JaVaScRiPt:alert(1)), "
+    "<javascript:alert(2)>, ![a picture](http://example.invalid/pixel.png)\n\n"
+    "A formula link: $\\href{javascript:window.__pwned='katex'}{x^2}$\n\n"
+    "<form action=\"http://example.invalid/\"><button>Send</button></form>"
 )
 
 _RECALL = ("what did i ask", "what did i just ask", "我刚才问", "我上一个问题")

@@ -26,6 +26,7 @@ Markers in the last user message provoke behaviour on demand (lessons, tests, th
 ``[hold]``             the final chunk waits until :meth:`OfflineProvider.release`
 ``[delay:N]``          N ms between chunks for this request
 ``[tokens:N]``         an answer of exactly N tokens (filler words)
+``[hostile]``          an answer full of raw HTML and script links (``replies.HOSTILE_REPLY``)
 =====================  ===================================================================
 
 "Some text" is :func:`cut_point` pieces of the answer. One idea per module: ``plan`` (the

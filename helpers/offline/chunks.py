@@ -19,7 +19,8 @@ from typing import Any
 import anyio
 
 from ..providers import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, USAGE_TRAILING
-from ..replies import compose_reply, count_prompt_tokens, filler_reply, split_pieces
+from ..replies import (HOSTILE_REPLY, compose_reply, count_prompt_tokens, filler_reply,
+                       split_pieces)
 from .counters import Counters
 from .errors import DeliberateCut, error_body
 from .gate import HoldGate
@@ -49,6 +50,8 @@ def compose_answer(plan: Plan, prompt_tokens: int | None = None) -> Answer:
         prompt_tokens = count_prompt_tokens(plan.messages)
     reply = compose_reply(plan.messages, reasoning=plan.traits.reasoning)
     text = filler_reply(plan.tokens) if plan.tokens is not None else reply.text
+    if plan.hostile:
+        text = HOSTILE_REPLY
     pieces = split_pieces(text)
     finish = "stop"
     if plan.max_tokens is not None and len(pieces) > plan.max_tokens:

@@ -1,6 +1,7 @@
 """The request plan: one chat request read, validated, and its markers turned into intentions.
 
-Markers in the last user message (``[fault:...]``, ``[hold]``, ``[delay:N]``, ``[tokens:N]``)
+Markers in the last user message (``[fault:...]``, ``[hold]``, ``[delay:N]``, ``[tokens:N]``,
+``[hostile]``)
 are taken out of the text before the answer is composed, so the answer is the same with or
 without them. The wire traits come from the one table (:func:`helpers.providers.model_traits`),
 looked up per request, so a changed trait changes the very next stream.
@@ -27,7 +28,7 @@ MAX_TOKENS_MARKER = 100_000
 ROLES = {"system", "user", "assistant", "tool"}
 #: faults that happen inside a stream, after some text (the others are HTTP statuses)
 STREAM_FAULTS = {"midstream", "cut", "stall", "malformed"}
-MARKER = re.compile(r"\[(fault|hold|delay|tokens)(?::([a-z0-9]+))?(?::(\d+))?\]", re.I)
+MARKER = re.compile(r"\[(fault|hold|delay|tokens|hostile)(?::([a-z0-9]+))?(?::(\d+))?\]", re.I)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Plan:
     delay_s: float
     tokens: int | None
     body_hash: str
+    hostile: bool = False
 
 
 def _validate(body: Any) -> None:
@@ -89,7 +91,7 @@ def make_plan(body: Any, delay_ms: float) -> Plan:
     last_user = next((message_text(m) for m in reversed(messages)
                       if m.get("role") == "user"), "")
     fault = fault_arg = tokens = None
-    hold = False
+    hold = hostile = False
     delay_s = delay_ms / 1000
     for kind, arg, num in MARKER.findall(last_user):
         kind = kind.lower()
@@ -98,6 +100,8 @@ def make_plan(body: Any, delay_ms: float) -> Plan:
             fault_arg = int(num) if num else None
         elif kind == "hold":
             hold = True
+        elif kind == "hostile":
+            hostile = True
         elif kind == "delay" and arg.isdigit():
             delay_s = int(arg) / 1000
         elif kind == "tokens" and arg.isdigit():
@@ -114,7 +118,7 @@ def make_plan(body: Any, delay_ms: float) -> Plan:
         stream=body.get("stream", False), include_usage=bool(options.get("include_usage")),
         max_tokens=body.get("max_tokens", body.get("max_completion_tokens")),
         fault=fault, fault_arg=fault_arg, hold=hold, delay_s=delay_s, tokens=tokens,
-        body_hash=hashlib.sha256(canonical).hexdigest(),
+        body_hash=hashlib.sha256(canonical).hexdigest(), hostile=hostile,
     )
 
 
