@@ -1,30 +1,90 @@
 /*
- * chat.js: the chat page. POST the question, read the answer as Server-Sent Events.
+ * chat.js: the chat page. A conversation of turns; each answer is read as Server-Sent Events.
  *
  * Relative URLs only ("api/chat/stream", not "/api/chat/stream"), so the page works both at
  * http://127.0.0.1:4020/ and behind jupyter-server-proxy at /proxy/4020/.
  * "Accept: text/event-stream" is what makes jupyter-server-proxy pass each event on at once
  * instead of buffering the whole answer.
+ *
+ * Deliberate choices:
+ *  - A turn is a question and an answer made of parts (thinking, text; later tool calls and
+ *    files), each in its own element, so a new kind of part adds an element, not a rewrite.
+ *  - Only answers that finished ("done") go back as history; a stopped or failed answer stays
+ *    on screen, marked, and its partial text is not sent as if the model had said it all.
+ *  - Redraws follow the screen: events only append text, a redraw per animation frame renders
+ *    (render.js keeps that linear in the answer); the status line changes at most 4 times a
+ *    second. The answer region is aria-busy while it streams, so a screen reader announces the
+ *    answer once, when it is complete, not on every token.
  */
 (function () {
   "use strict";
 
   var $ = function (id) { return document.getElementById(id); };
   var form = $("ask"), question = $("question"), send = $("send"), stop = $("stop");
-  var answer = $("answer"), reasoning = $("reasoning"), reasoningBox = $("reasoning-box");
-  var usage = $("usage"), errorBox = $("error"), status = $("status");
-  var history = [];          // earlier turns, sent with each question
-  var MAX_HISTORY = 20;      // the relay accepts 40 messages; keep the last 10 turns
-  var controller = null;     // aborts the running request (Stop)
+  var transcript = $("transcript"), status = $("status"), template = $("turn-template");
+  var MAX_HISTORY = 20;       // messages: the relay accepts 40; keep the last 10 turns
+  var MAX_CHARS = 20000;      // the relay's limit per message
+  var STATUS_EVERY_MS = 250;
+  var turns = [];             // {question, pieces, reasoning, outcome, el, ...}
+  var controller = null;      // aborts the running request (Stop)
 
-  function setState(state) {
-    status.textContent = state;
+  function setState(state, announcement) {
     document.body.setAttribute("data-state", state);
+    status.textContent = announcement || state;
   }
 
-  function showError(text) {
-    errorBox.textContent = text;
-    errorBox.hidden = false;
+  function history(before) {
+    var messages = [];
+    turns.slice(0, before).forEach(function (turn) {
+      if (turn.outcome !== "done") return;
+      messages.push({ role: "user", content: turn.question.slice(0, MAX_CHARS) },
+                    { role: "assistant", content: turn.text().slice(0, MAX_CHARS) });
+    });
+    return messages.slice(-MAX_HISTORY);
+  }
+
+  function newTurn(q) {
+    var el = template.content.firstElementChild.cloneNode(true);
+    var find = function (cls) { return el.querySelector("." + cls); };
+    var turn = {
+      question: q, pieces: [], outcome: null, tokens: 0, usage: null,
+      started: performance.now(), firstToken: null, ended: null, el: el,
+      parts: find("parts"), thinking: find("thinking"), errorBox: find("error"),
+      stats: find("stats"), copy: find("copy"), retry: find("retry"),
+      text: function () { return this.pieces.join(""); },
+    };
+    find("question-text").textContent = q;
+    turn.answer = ChatRender.createView(find("part-text"));
+    turn.thought = ChatRender.createView(find("thinking-text"));
+    var n = turns.length + 1;
+    turn.copy.setAttribute("aria-label", "Copy answer " + n);
+    turn.retry.setAttribute("aria-label", "Retry answer " + n);
+    turn.copy.addEventListener("click", function () { copyAnswer(turn); });
+    turn.retry.addEventListener("click", retryLast);
+    transcript.appendChild(el);
+    turns.push(turn);
+    return turn;
+  }
+
+  function statsLine(turn, state) {
+    var parts = [state];
+    var tokens = turn.usage && turn.ended ? turn.usage.completion_tokens : turn.tokens;
+    parts.push(tokens + " tokens");
+    if (turn.firstToken !== null) {
+      parts.push("first token after " + ((turn.firstToken - turn.started) / 1000).toFixed(2) + " s");
+      var span = ((turn.ended || performance.now()) - turn.firstToken) / 1000;
+      if (span > 0 && tokens > 1) parts.push((tokens / span).toFixed(1) + " tokens/s");
+    }
+    if (turn.usage) {
+      parts.push("usage " + turn.usage.prompt_tokens + " prompt + " +
+                 turn.usage.completion_tokens + " completion = " + turn.usage.total_tokens);
+    }
+    return parts.join(" · ");
+  }
+
+  function showError(turn, text) {
+    turn.errorBox.textContent = text;
+    turn.errorBox.hidden = false;
   }
 
   async function readError(response) {
@@ -36,89 +96,192 @@
     return text || response.statusText;
   }
 
-  async function ask(q) {
+  function follows() {   // is the reader at the bottom? then keep the new text in view
+    var page = document.scrollingElement;
+    return page.scrollHeight - page.scrollTop - page.clientHeight < 120;
+  }
+
+  function scheduler(turn) {
+    var frame = null, lastStats = 0;
+    function draw() {
+      frame = null;
+      var follow = follows();
+      turn.thought.redraw();
+      turn.answer.redraw();
+      var now = performance.now();
+      if (now - lastStats >= STATUS_EVERY_MS) {
+        lastStats = now;
+        turn.stats.textContent = statsLine(turn, "streaming");
+      }
+      if (follow) window.scrollTo(0, document.scrollingElement.scrollHeight);
+    }
+    return {
+      soon: function () { if (frame === null) frame = requestAnimationFrame(draw); },
+      now: function () { if (frame !== null) cancelAnimationFrame(frame); draw(); },
+    };
+  }
+
+  function onEvent(turn, redraw, event) {
+    var data = JSON.parse(event.data);
+    if (event.type === "delta" || event.type === "reasoning") {
+      if (turn.firstToken === null) turn.firstToken = performance.now();
+      turn.tokens++;
+      if (event.type === "delta") {
+        if (!turn.pieces.length && !turn.thinking.hidden) turn.thinking.open = false;  // fold
+        turn.pieces.push(data.content);
+        turn.answer.append(data.content);
+      } else {
+        if (turn.thinking.hidden) { turn.thinking.hidden = false; turn.thinking.open = true; }
+        turn.thought.append(data.content);
+      }
+      redraw.soon();
+    } else if (event.type === "usage") {
+      turn.usage = data;
+    } else if (event.type === "done") {
+      turn.outcome = "done";
+      if (data.finish_reason !== "stop") {
+        showError(turn, "The answer was cut short (finish_reason: " + data.finish_reason + ").");
+      }
+    } else if (event.type === "error") {
+      turn.outcome = "error";
+      showError(turn, data.message + " (" + data.type + ")");
+    }
+  }
+
+  async function ask(q, turn) {
     controller = new AbortController();
     send.disabled = true;
     stop.disabled = false;
-    answer.textContent = "";
-    reasoning.textContent = "";
-    reasoningBox.hidden = true;
-    usage.textContent = "";
-    errorBox.hidden = true;
-    setState("waiting");
-    var text = "", outcome = null;
+    turns.forEach(function (t) { t.retry.hidden = true; });
+    setState("waiting", "Waiting for the answer…");
+    var redraw = scheduler(turn), state;
     try {
       var response = await fetch("api/chat/stream", {
         method: "POST",
         headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
-        body: JSON.stringify({ question: q, history: history.slice(-MAX_HISTORY) }),
+        body: JSON.stringify({ question: q, history: history(turns.indexOf(turn)) }),
         signal: controller.signal,
       });
       if (!response.ok) {
-        showError("HTTP " + response.status + ": " + (await readError(response)));
-        setState("error");
-        return;
-      }
-      setState("streaming");
-      var parser = SSE.createParser(function (event) {
-        var data = JSON.parse(event.data);
-        if (event.type === "delta") {
-          if (!text && !reasoningBox.hidden) reasoningBox.open = false;  // answer starts: fold
-          text += data.content;
-          answer.textContent = text;
-        } else if (event.type === "reasoning") {
-          if (reasoningBox.hidden) {  // the first reasoning: show the thinking, open
-            reasoningBox.hidden = false;
-            reasoningBox.open = true;
-          }
-          reasoning.textContent += data.content;
-        } else if (event.type === "usage") {
-          usage.textContent = "tokens: " + data.prompt_tokens + " prompt + " +
-            data.completion_tokens + " completion = " + data.total_tokens;
-        } else if (event.type === "done") {
-          outcome = "done";
-          if (data.finish_reason !== "stop") showError("finish_reason: " + data.finish_reason);
-          setState("done");
-        } else if (event.type === "error") {
-          outcome = "error";
-          showError(data.message + " (" + data.type + ")");
-          setState("error");
+        turn.outcome = "error";
+        showError(turn, "HTTP " + response.status + ": " + (await readError(response)));
+      } else {
+        setState("streaming", "Answering…");
+        var parser = SSE.createParser(function (event) { onEvent(turn, redraw, event); });
+        var reader = response.body.getReader();
+        for (;;) {
+          var read = await reader.read();
+          if (read.done) break;
+          parser.push(read.value);
         }
-      });
-      var reader = response.body.getReader();
-      for (;;) {
-        var read = await reader.read();
-        if (read.done) break;
-        parser.push(read.value);
-      }
-      parser.finish();
-      if (outcome === null) {
-        showError("The connection ended before the answer was complete.");
-        setState("error");
-      } else if (outcome === "done") {
-        history.push({ role: "user", content: q }, { role: "assistant", content: text });
+        parser.finish();
+        if (turn.outcome === null) {
+          turn.outcome = "error";
+          showError(turn, "The connection ended before the answer was complete.");
+        }
       }
     } catch (err) {
       if (err.name === "AbortError") {
-        setState("stopped");
+        turn.outcome = "stopped";
       } else {
-        showError("Network error: " + err.message);
-        setState("error");
+        turn.outcome = "error";
+        showError(turn, "Network error: " + err.message);
       }
     } finally {
+      turn.ended = performance.now();
+      redraw.now();
+      state = turn.outcome;
+      turn.stats.textContent = statsLine(turn, state);
+      turn.parts.setAttribute("aria-busy", "false");
+      turn.el.setAttribute("data-outcome", state);
+      turn.retry.hidden = turn !== turns[turns.length - 1];
       controller = null;
       send.disabled = false;
       stop.disabled = true;
+      if (turns.indexOf(turn) < 0) setState("idle", "Conversation cleared.");
+      else setState(state, state === "done" ? "Answer complete." : state === "stopped"
+        ? "Stopped; the text so far is kept." : "Error: " + turn.errorBox.textContent);
     }
+  }
+
+  function submit(q) {
+    if (!q || controller) return;
+    question.value = "";
+    question.focus();
+    ask(q, newTurn(q));
+  }
+
+  function retryLast() {
+    var last = turns[turns.length - 1];
+    if (!last || controller) return;
+    turns.pop();
+    last.el.remove();
+    question.focus();
+    ask(last.question, newTurn(last.question));
+  }
+
+  function copyAnswer(turn) {
+    var text = turn.text();
+    var done = function () { turn.copy.textContent = "Copied"; setTimeout(function () {
+      turn.copy.textContent = "Copy"; }, 1500); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text, done); });
+    } else {
+      fallbackCopy(text, done);
+    }
+  }
+
+  function fallbackCopy(text, done) {   // plain http on another host: no Clipboard API
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    document.body.appendChild(area);
+    area.select();
+    try { if (document.execCommand("copy")) done(); } finally { area.remove(); }
+  }
+
+  function clear() {
+    if (controller) controller.abort();
+    turns = [];
+    transcript.replaceChildren();
+    setState("idle", "Conversation cleared.");
+    question.focus();
+  }
+
+  function setLarge(on) {
+    document.documentElement.classList.toggle("large", on);
+    $("large").setAttribute("aria-pressed", String(on));
+    try { localStorage.setItem("chat.large", on ? "1" : ""); } catch (ignored) { /* private */ }
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    var q = question.value.trim();
-    if (q && !controller) ask(q);
+    submit(question.value.trim());
+  });
+  question.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();   // Enter sends; Shift+Enter (or an IME's Enter) is a new line
+      submit(question.value.trim());
+    } else if (event.key === "Escape" && controller) {
+      controller.abort();
+    }
   });
   stop.addEventListener("click", function () {
     if (controller) controller.abort();
+    question.focus();
   });
-  setState("idle");
+  $("clear").addEventListener("click", clear);
+  $("large").addEventListener("click", function () {
+    setLarge(!document.documentElement.classList.contains("large"));
+  });
+  try { setLarge(localStorage.getItem("chat.large") === "1"); } catch (ignored) { /* private */ }
+  window.chatPage = {   // for tests and the curious: the conversation as data
+    turns: function () {
+      return turns.map(function (t) {
+        return { question: t.question, text: t.text(), outcome: t.outcome };
+      });
+    },
+  };
+  setState("idle", "Ready.");
 })();
