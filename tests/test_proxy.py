@@ -99,12 +99,12 @@ def test_page_works_under_the_proxy_path(jupyter: Any, relay: Relay, browser: An
         page.click("#send")
         expected = compose_reply([{"role": "user", "content": "What is a prime number?"}]).text
         # Through the proxy, the text is on screen while the provider is still holding.
-        page.wait_for_function("t => document.getElementById('answer').textContent === t",
+        page.wait_for_function("t => (chatPage.turns()[0] || {}).text === t",
                                arg=expected, timeout=WAIT_MS)
         assert offline.stats()["held"] == 1
         offline.release()
         page.wait_for_selector('body[data-state="done"]', timeout=WAIT_MS)
-        assert page.text_content("#usage").startswith("tokens: ")
+        assert " · usage " in page.text_content("#transcript .stats")
         assert problems == []
         assert offline.stats()["completed"] == 1
     finally:
