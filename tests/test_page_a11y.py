@@ -77,9 +77,10 @@ def test_every_control_has_a_name_and_is_reachable_by_keyboard(browser: Any, rel
         page.press("#question", "Enter")
         page.wait_for_selector('body[data-state="done"]', timeout=WAIT_MS)
         names = page.evaluate("""() => [...document.querySelectorAll(
-            'button, textarea, summary, a[href]')].filter(e => e.offsetParent !== null).map(e => [e.tagName,
-            e.getAttribute('aria-label') || (e.labels && e.labels[0] && e.labels[0].textContent)
-            || e.textContent.trim()])""")
+            'button, textarea, summary, a[href]')].filter(e => e.offsetParent !== null)
+            .map(e => [e.tagName, e.getAttribute('aria-label')
+                       || (e.labels && e.labels[0] && e.labels[0].textContent)
+                       || e.textContent.trim()])""")
         assert names and all(name for _, name in names), names
         # Tab through the page from the top: every visible control takes the focus.
         page.evaluate("() => document.activeElement.blur()")

@@ -2,8 +2,9 @@
 
 ``make vendor`` runs it after ``npm ci``: the versions are the ones pinned in package.json and
 package-lock.json. Each library's licence goes with it, and vendor/VERSIONS.txt records what was
-copied. Only what the page loads (without source-map comments) is copied (KaTeX's fonts as woff2, which every browser the page
-supports reads first), so the package stays small. The page never loads anything from a CDN.
+copied. Only what the page loads is copied (KaTeX's fonts as woff2, which every browser the page
+supports reads first; scripts without their source-map comments, the maps are not shipped), so
+the package stays small. The page never loads anything from a CDN.
 """
 
 from __future__ import annotations

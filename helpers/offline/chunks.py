@@ -19,8 +19,13 @@ from typing import Any
 import anyio
 
 from ..providers import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, USAGE_TRAILING
-from ..replies import (HOSTILE_REPLY, compose_reply, count_prompt_tokens, filler_reply,
-                       split_pieces)
+from ..replies import (
+    HOSTILE_REPLY,
+    compose_reply,
+    count_prompt_tokens,
+    filler_reply,
+    split_pieces,
+)
 from .counters import Counters
 from .errors import DeliberateCut, error_body
 from .gate import HoldGate
