@@ -114,6 +114,23 @@
   };
   var markdown = null;
 
+  /** KaTeX with a small cache: the open tail re-renders the same formulas on every redraw. */
+  function memoised(katex) {
+    var cache = new Map();
+    return {
+      renderToString: function (tex, options) {
+        var key = (options && options.displayMode ? "D" : "I") + tex;
+        var html = cache.get(key);
+        if (html === undefined) {
+          if (cache.size >= 500) cache.clear();
+          html = katex.renderToString(tex, options);
+          cache.set(key, html);
+        }
+        return html;
+      },
+    };
+  }
+
   function setUp() {
     var texmath = self.texmath, purify = self.DOMPurify;
     Object.keys(texmath.rules).forEach(function (name) {
@@ -125,7 +142,7 @@
     markdown = self.markdownit({ html: false, linkify: true, typographer: false });
     markdown.disable("image");
     markdown.use(texmath, {
-      engine: self.katex, delimiters: ["dollars", "brackets"],
+      engine: memoised(self.katex), delimiters: ["dollars", "brackets"],
       katexOptions: { throwOnError: false, trust: false, strict: "ignore", maxExpand: 500 },
     });
     purify.addHook("afterSanitizeAttributes", function (node) {
