@@ -27,6 +27,8 @@ from .errors import BadRequest, error_response
 from .gate import HoldGate
 from .plan import make_plan, read_json, status_fault
 from .stream import ChunkStream
+from .tools import plan_tool_turn
+from .toolwire import json_mode_answer, tool_response
 
 __all__ = ["DEFAULT_DELAY_MS", "OfflineProvider", "start_offline"]
 
@@ -191,7 +193,9 @@ class OfflineProvider:
         if problem is not None:
             return problem
         try:
-            plan = make_plan(await read_json(request), self.delay_ms)
+            body = await read_json(request)
+            plan = make_plan(body, self.delay_ms)
+            turn = plan_tool_turn(body, plan)  # tools: a call, or an answer from results
         except BadRequest as exc:
             return error_response(exc.status, str(exc), "invalid_request_error")
         status = status_fault(plan)
@@ -212,8 +216,13 @@ class OfflineProvider:
             return error_response(400, f"Invalid request: your request exceeded model token "
                                        f"limit: {model.context_window} "
                                        f"(prompt {prompt_tokens} tokens)")
-        answer = compose_answer(plan, prompt_tokens)
         ident = "chatcmpl-" + plan.body_hash[:24]
+        if turn is not None:
+            return tool_response(plan, body, turn, ident, self._gate, self._counters)
+        try:
+            answer = json_mode_answer(body, plan, compose_answer(plan, prompt_tokens))
+        except BadRequest as exc:
+            return error_response(exc.status, str(exc), "invalid_request_error")
         if not plan.stream:
             message: dict[str, Any] = {"role": "assistant", "content": "".join(answer.pieces)}
             if answer.thoughts:
