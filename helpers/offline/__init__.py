@@ -32,7 +32,10 @@ Markers in the last user message provoke behaviour on demand (lessons, tests, th
 "Some text" is :func:`cut_point` pieces of the answer. One idea per module: ``plan`` (the
 request read, validated, markers), ``chunks`` (the answer as chunks, per family), ``gate``
 (hold/release), ``counters``, ``errors`` (the error shape), ``stream`` (the ASGI response that
-notices a client leaving), ``server`` (routes and :class:`OfflineProvider`), ``cli``.
+notices a client leaving), ``server`` (routes and :class:`OfflineProvider`), ``cli``; tool
+calls have their own: ``tools`` (the request's tools checked, and the documented rule that
+decides a call), ``toolwire`` (a tool turn on the wire per family; JSON mode), ``websearch``
+(Kimi's ``$web_search`` over a few built-in pages).
 """
 
 from __future__ import annotations
