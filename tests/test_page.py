@@ -26,8 +26,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 WAIT_MS = 10_000
 LAST = "#transcript > li:last-child"
 CHEAT_SHEET = "Give me a cheat sheet of derivatives"
-STATS = re.compile(r"done · (\d+) tokens · first token after \d+\.\d\d s · \d+\.\d tokens/s · "
-                   r"usage (\d+) prompt \+ (\d+) completion = (\d+)")
+STATS = re.compile(r"done · (\d+) tokens · first token after \d+\.\d\d s · "
+                   r"(?:\d+\.\d tokens/s · )?usage (\d+) prompt \+ (\d+) completion = (\d+)")
 
 
 def answer_to(question: str) -> str:

@@ -25,7 +25,7 @@ AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.m
 
 @pytest.fixture
 def relay(offline: OfflineProvider) -> Iterator[Relay]:
-    config = Config("offline", offline.base_url, "deepseek-reasoner", "test-key")
+    config = Config("offline", offline.base_url, "kimi-k2.6", "test-key")
     server = start_relay(config, read_timeout=10, jupyter=False, name="relay-a11y")
     yield server
     server.stop()

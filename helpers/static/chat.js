@@ -73,7 +73,7 @@
     if (turn.firstToken !== null) {
       parts.push("first token after " + ((turn.firstToken - turn.started) / 1000).toFixed(2) + " s");
       var span = ((turn.ended || performance.now()) - turn.firstToken) / 1000;
-      if (span > 0 && tokens > 1) parts.push((tokens / span).toFixed(1) + " tokens/s");
+      if (span >= 0.1) parts.push((tokens / span).toFixed(1) + " tokens/s");  // not a burst
     }
     if (turn.usage) {
       parts.push("usage " + turn.usage.prompt_tokens + " prompt + " +
