@@ -31,6 +31,13 @@ _EXPORTS: dict[str, str] = {
     "comparison_table": "providers", "traits_for": "providers", "find_usage": "usage",
     "describe_wire": "raw_wire", "raw_sse_lines": "raw_wire",
     "error_summary": "errors", "friendly_message": "errors",
+    # tool calls and structured output while they stream
+    "ToolCall": "toolcalls", "ToolCallAssembler": "toolcalls",
+    "assemble_tool_calls": "toolcalls", "Tool": "tools", "tool": "tools",
+    "WEB_SEARCH": "tools", "run_tools": "tools", "arun_tools": "tools",
+    "iter_tool_loop": "tools", "aiter_tool_loop": "tools", "run_call": "tools",
+    "calculate": "calculator", "PartialJSON": "structured", "iter_partial_json": "structured",
+    "aiter_partial_json": "structured", "parse_partial": "structured",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,248 @@
+"""A small tool loop: stream, collect the calls, run allow-listed functions, send the results.
+
+Deliberate choices:
+
+- Only the :class:`Tool` objects you pass can run (an allow-list by name); a call to any
+  other name gets an error result, never a look-up.
+- Arguments are checked against the tool's JSON schema with ``jsonschema`` before the
+  function runs. Bad JSON, a schema error or an exception in the function becomes an
+  ``"Error: ..."`` tool message the model reads, not a crash: a model can correct itself.
+- The loop is bounded: after ``max_rounds`` model requests that still ask for tools it stops
+  and says so (``stopped=True``), so a model that never converges cannot run forever.
+- The assistant message sent back keeps the reasoning (Kimi thinking refuses a tool turn
+  without it) and the calls as assembled by :class:`~helpers.toolcalls.ToolCallAssembler`.
+- Kimi's ``$web_search`` is :data:`WEB_SEARCH`: a builtin whose "result" is its arguments,
+  sent back unchanged, as Moonshot's guide says.
+
+``iter_tool_loop`` yields :class:`~helpers.toolcalls.Event` objects for a live view;
+``run_tools`` runs it to the end. ``aiter_tool_loop`` / ``arun_tools`` are the async twins.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from .toolcalls import Event, ToolCall, ToolCallAssembler
+
+__all__ = ["WEB_SEARCH", "Tool", "ToolLoopResult", "aiter_tool_loop", "arun_tools",
+           "iter_tool_loop", "run_call", "run_tools", "tool"]
+
+_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A Python function a model may call, with the JSON schema of its arguments."""
+
+    name: str
+    fn: Callable[..., Any] | None
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object",
+                                                                "properties": {}})
+    description: str = ""
+    strict: bool = False
+    builtin: bool = False  # a provider's own tool (Kimi's $web_search): declared, not run here
+
+    def spec(self) -> dict[str, Any]:
+        """Return the definition to send in ``tools=[...]``."""
+        if self.builtin:
+            return {"type": "builtin_function", "function": {"name": self.name}}
+        fn: dict[str, Any] = {"name": self.name, "parameters": self.parameters}
+        if self.description:
+            fn["description"] = self.description
+        if self.strict:
+            fn["strict"] = True
+        return {"type": "function", "function": fn}
+
+
+WEB_SEARCH = Tool("$web_search", None, builtin=True)
+
+
+def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None,
+         parameters: dict[str, Any] | None = None, strict: bool = False) -> Any:
+    """Make a :class:`Tool` from a function; its schema comes from the type hints.
+
+    Use as ``@tool`` or ``tool(fn, parameters={...})``. Parameters must be ``int``,
+    ``float``, ``str`` or ``bool``; those without a default are required.
+    """
+    def make(f: Callable[..., Any]) -> Tool:
+        schema = parameters
+        if schema is None:
+            hints = inspect.get_annotations(f, eval_str=True)
+            props, required = {}, []
+            for p in inspect.signature(f).parameters.values():
+                props[p.name] = {"type": _JSON_TYPES.get(hints.get(p.name), "string")}
+                if p.default is inspect.Parameter.empty:
+                    required.append(p.name)
+            schema = {"type": "object", "properties": props, "required": required,
+                      "additionalProperties": False}
+        doc = (inspect.getdoc(f) or "").split("\n")[0]
+        return Tool(name or f.__name__, f, schema, doc, strict)
+    return make(fn) if fn is not None else make
+
+
+def _prepare(call: ToolCall, allowed: dict[str, Tool]) -> tuple[Tool | None, Any, str | None]:
+    """Return (tool, arguments, error) for a call: the checks before anything runs."""
+    found = allowed.get(call.name)
+    if found is None:
+        return None, None, (f"Error: unknown tool {call.name!r}; the tools are "
+                            f"{', '.join(sorted(allowed)) or 'none'}")
+    if found.builtin:
+        return found, call.arguments, None
+    try:
+        args = json.loads(call.arguments or "{}")
+    except ValueError as exc:
+        return found, None, f"Error: the arguments of {call.name} are not valid JSON ({exc})"
+    errors = sorted(jsonschema.Draft202012Validator(found.parameters).iter_errors(args),
+                    key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].path) or "arguments"
+        return found, None, f"Error: invalid arguments for {call.name}: {where}: " \
+                            f"{errors[0].message}"
+    return found, args, None
+
+
+def _result_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def run_call(call: ToolCall, tools: Sequence[Tool]) -> str:
+    """Run one call if its tool is allowed and its arguments fit; return the result text."""
+    found, args, error = _prepare(call, {t.name: t for t in tools})
+    if error is not None or found is None:
+        return error or "Error: no such tool"
+    if found.builtin or found.fn is None:
+        return call.arguments  # Kimi's $web_search: send the arguments back unchanged
+    try:
+        return _result_text(found.fn(**args))
+    except Exception as exc:  # the model reads what went wrong and can try again
+        return f"Error: {call.name} failed: {type(exc).__name__}: {exc}"
+
+
+async def arun_call(call: ToolCall, tools: Sequence[Tool]) -> str:
+    """Run one call like :func:`run_call`, awaiting an async tool function."""
+    found, args, error = _prepare(call, {t.name: t for t in tools})
+    if error is not None or found is None:
+        return error or "Error: no such tool"
+    if found.builtin or found.fn is None:
+        return call.arguments
+    try:
+        value = found.fn(**args)
+        return _result_text(await value if inspect.isawaitable(value) else value)
+    except Exception as exc:
+        return f"Error: {call.name} failed: {type(exc).__name__}: {exc}"
+
+
+@dataclass
+class ToolLoopResult:
+    """How a tool loop ended: the answer, the whole conversation, and what ran."""
+
+    text: str
+    messages: list[dict[str, Any]]
+    rounds: int
+    calls: list[tuple[ToolCall, str]]  # each call with its result
+    stopped: bool = False  # True: max_rounds reached while the model still asked for tools
+
+
+def _tool_message(call: ToolCall, result: str) -> dict[str, Any]:
+    message = {"role": "tool", "tool_call_id": call.id, "content": result}
+    if call.name == WEB_SEARCH.name:
+        message["name"] = call.name  # as Moonshot's $web_search guide sends it
+    return message
+
+
+def _request(messages: list[dict], tools: Sequence[Tool], kw: dict) -> dict[str, Any]:
+    return {"messages": messages, "tools": [t.spec() for t in tools], "stream": True, **kw}
+
+
+def iter_tool_loop(client: Any, *, model: str, messages: Sequence[dict], tools: Sequence[Tool],
+                   max_rounds: int = 4, **kw: Any) -> Iterator[Event]:
+    """Run the tool loop, yielding events; ``messages`` (a list) grows with the conversation.
+
+    Extra keyword arguments go to ``client.chat.completions.create`` (e.g. ``extra_body``).
+    The last event is "done" (its text is the answer) or "stopped".
+    """
+    history = messages if isinstance(messages, list) else list(messages)
+    for _ in range(max_rounds):
+        assembler = ToolCallAssembler()
+        for chunk in client.chat.completions.create(model=model, **_request(history, tools, kw)):
+            yield from assembler.feed(chunk)
+        if not assembler.calls:
+            history.append({"role": "assistant", "content": assembler.content})
+            yield Event("done", assembler.content)
+            return
+        history.append(assembler.message())
+        for call in assembler.tool_calls:
+            result = run_call(call, tools)
+            history.append(_tool_message(call, result))
+            yield Event("tool_call.result", result, call)
+    yield Event("stopped", f"no answer after {max_rounds} rounds of tool calls")
+
+
+async def aiter_tool_loop(client: Any, *, model: str, messages: Sequence[dict],
+                          tools: Sequence[Tool], max_rounds: int = 4,
+                          **kw: Any) -> AsyncIterator[Event]:
+    """Run the tool loop with an ``AsyncOpenAI`` client, yielding events."""
+    history = messages if isinstance(messages, list) else list(messages)
+    for _ in range(max_rounds):
+        assembler = ToolCallAssembler()
+        stream = await client.chat.completions.create(model=model,
+                                                      **_request(history, tools, kw))
+        async for chunk in stream:
+            for event in assembler.feed(chunk):
+                yield event
+        if not assembler.calls:
+            history.append({"role": "assistant", "content": assembler.content})
+            yield Event("done", assembler.content)
+            return
+        history.append(assembler.message())
+        for call in assembler.tool_calls:
+            result = await arun_call(call, tools)
+            history.append(_tool_message(call, result))
+            yield Event("tool_call.result", result, call)
+    yield Event("stopped", f"no answer after {max_rounds} rounds of tool calls")
+
+
+def _fold(result: ToolLoopResult, event: Event) -> None:
+    if event.kind == "tool_call.result" and event.call is not None:
+        result.calls.append((event.call, event.text))
+    elif event.kind == "done":
+        result.text = event.text
+    elif event.kind == "stopped":
+        result.stopped = True
+
+
+def run_tools(client: Any, *, model: str, messages: Sequence[dict], tools: Sequence[Tool],
+              max_rounds: int = 4, on_event: Callable[[Event], None] | None = None,
+              **kw: Any) -> ToolLoopResult:
+    """Run the tool loop to its end; return the answer, the conversation and the calls."""
+    history = list(messages)
+    result = ToolLoopResult("", history, 0, [])
+    for event in iter_tool_loop(client, model=model, messages=history, tools=tools,
+                                max_rounds=max_rounds, **kw):
+        _fold(result, event)
+        if on_event is not None:
+            on_event(event)
+    result.rounds = sum(1 for m in history[len(messages):] if m["role"] == "assistant")
+    return result
+
+
+async def arun_tools(client: Any, *, model: str, messages: Sequence[dict],
+                     tools: Sequence[Tool], max_rounds: int = 4,
+                     on_event: Callable[[Event], None] | None = None,
+                     **kw: Any) -> ToolLoopResult:
+    """Run the tool loop to its end with an ``AsyncOpenAI`` client."""
+    history = list(messages)
+    result = ToolLoopResult("", history, 0, [])
+    async for event in aiter_tool_loop(client, model=model, messages=history, tools=tools,
+                                       max_rounds=max_rounds, **kw):
+        _fold(result, event)
+        if on_event is not None:
+            on_event(event)
+    result.rounds = sum(1 for m in history[len(messages):] if m["role"] == "assistant")
+    return result
