@@ -154,6 +154,7 @@
     stop.disabled = false;
     turns.forEach(function (t) { t.retry.hidden = true; });
     setState("waiting", "Waiting for the answer…");
+    turn.stats.textContent = "waiting for the first token…";
     var redraw = scheduler(turn), state;
     try {
       var response = await fetch("api/chat/stream", {
