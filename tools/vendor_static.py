@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,9 +59,9 @@ def licence_files(package: str) -> list[Path]:
                   if p.is_file() and p.name.lower().startswith(("license", "licence", "copying")))
 
 
-def copy_library(name: str, spec: dict[str, list]) -> list[str]:
+def copy_library(name: str, spec: dict[str, list], vendor: Path) -> list[str]:
     """Copy one library into vendor/<name>/ and return its VERSIONS.txt lines."""
-    source, target = MODULES / name, VENDOR / name
+    source, target = MODULES / name, vendor / name
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for pattern, dest in spec["files"]:
@@ -85,18 +86,37 @@ def copy_library(name: str, spec: dict[str, list]) -> list[str]:
     return lines
 
 
-def main() -> int:
-    """Refresh helpers/static/vendor from node_modules."""
-    if not MODULES.is_dir():
-        print("node_modules/ is missing: run `npm ci` (or `make node_modules`) first",
-              file=sys.stderr)
-        return 1
+def vendor(target: Path) -> list[str]:
+    """Copy every library into target (a vendor/ folder); return the VERSIONS.txt lines."""
     lines = ["# The chat page's vendored libraries (tools/vendor_static.py, `make vendor`).",
              "# Pinned in package.json / package-lock.json; each folder holds its LICENSE."]
     for name, spec in LIBRARIES.items():
-        lines += copy_library(name, spec)
-    (VENDOR / "VERSIONS.txt").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[2:]))
+        lines += copy_library(name, spec, target)
+    (target / "VERSIONS.txt").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def differences(a: Path, b: Path) -> list[str]:
+    """Return the files that differ between two folders (missing on one side, or changed)."""
+    files_a = {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
+    files_b = {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
+    changed = {f for f in files_a & files_b if (a / f).read_bytes() != (b / f).read_bytes()}
+    return sorted(str(f) for f in (files_a ^ files_b) | changed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Refresh helpers/static/vendor from node_modules (--check: only compare)."""
+    check = "--check" in (sys.argv[1:] if argv is None else argv)
+    if not MODULES.is_dir():
+        print("node_modules/ is missing: run `npm ci` (or `make vendor`) first", file=sys.stderr)
+        return 1
+    if check:
+        with tempfile.TemporaryDirectory() as tmp:
+            vendor(Path(tmp))
+            stale = differences(Path(tmp), VENDOR)
+        print("\n".join(stale) if stale else "helpers/static/vendor is up to date")
+        return 1 if stale else 0
+    print("\n".join(vendor(VENDOR)[2:]))
     return 0
 
 
