@@ -21,6 +21,7 @@ help:
 	@echo "make lint    - ruff"
 	@echo "make vendor  - refresh the page's libraries (helpers/static/vendor) from node_modules"
 	@echo "make screenshots - pictures of the chat page for docs/page.md"
+	@echo "make bench-page  - the page's rendering cost per token (writes docs/page.md)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python 3.10+ is required")'
