@@ -12,6 +12,7 @@ from .lesson3 import check_lesson3_ex1, check_lesson3_ex2
 from .lesson4 import check_lesson4_ex1, check_lesson4_ex2
 from .lesson5 import check_lesson5_ex1, check_lesson5_ex2
 from .lesson6 import check_lesson6_ex1, check_lesson6_ex2
+from .lesson8 import check_lesson8_ex1, check_lesson8_ex2
 
 __all__ = [
     "check_lesson1_ex1",
@@ -26,4 +27,6 @@ __all__ = [
     "check_lesson5_ex2",
     "check_lesson6_ex1",
     "check_lesson6_ex2",
+    "check_lesson8_ex1",
+    "check_lesson8_ex2",
 ]

@@ -227,7 +227,8 @@ def _answer(messages: list[dict], names: dict[str, str], zh: bool) -> tuple[str,
             except (ValueError, AttributeError):
                 found = []
             pages += found
-            parts += [f"{p.title} ({p.url}): {p.zh if zh else p.en}" for p in found]
+            parts += [f"{p.title} ({p.url}): {(p.zh if zh else p.en).rstrip('。.')}"
+                      for p in found]
         else:
             parts.append(f"{name} → {result[:200]}")
     if not parts:
