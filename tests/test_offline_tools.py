@@ -268,3 +268,20 @@ def test_a_tool_message_without_a_matching_call_is_400(offline):
             *ask("add 1 and 2"), {"role": "tool", "tool_call_id": "call_x", "content": "3"}],
             tools=[ADD])
     assert offline.stats()["statuses"] == {"400": 1}
+
+
+def test_stream_helper_gives_a_parsed_message_for_a_class(offline):
+    import pydantic
+
+    class Dated(pydantic.BaseModel):
+        answer: str
+        year: int
+
+    messages = ask("Since when is the Pythagorean theorem known? 1800 BC")
+    with client(offline).chat.completions.stream(model="gpt-4o-mini", messages=messages,
+                                                 response_format=Dated) as stream:
+        kinds = {event.type for event in stream}
+        final = stream.get_final_completion()
+    parsed = final.choices[0].message.parsed
+    assert isinstance(parsed, Dated) and parsed.year == 1800 and "Pythagorean" in parsed.answer
+    assert "content.delta" in kinds
