@@ -156,6 +156,15 @@ def _tool_message(call: ToolCall, result: str) -> dict[str, Any]:
     return message
 
 
+def _end_round(assembler: ToolCallAssembler, history: list[dict]) -> Event | None:
+    """Record the model's turn; return the "done" event if it answered without calls."""
+    if not assembler.calls:
+        history.append({"role": "assistant", "content": assembler.content})
+        return Event("done", assembler.content)
+    history.append(assembler.message())
+    return None
+
+
 def _request(messages: list[dict], tools: Sequence[Tool], kw: dict) -> dict[str, Any]:
     return {"messages": messages, "tools": [t.spec() for t in tools], "stream": True, **kw}
 
@@ -172,11 +181,9 @@ def iter_tool_loop(client: Any, *, model: str, messages: Sequence[dict], tools: 
         assembler = ToolCallAssembler()
         for chunk in client.chat.completions.create(model=model, **_request(history, tools, kw)):
             yield from assembler.feed(chunk)
-        if not assembler.calls:
-            history.append({"role": "assistant", "content": assembler.content})
-            yield Event("done", assembler.content)
+        if (done := _end_round(assembler, history)) is not None:
+            yield done
             return
-        history.append(assembler.message())
         for call in assembler.tool_calls:
             result = run_call(call, tools)
             history.append(_tool_message(call, result))
@@ -196,11 +203,9 @@ async def aiter_tool_loop(client: Any, *, model: str, messages: Sequence[dict],
         async for chunk in stream:
             for event in assembler.feed(chunk):
                 yield event
-        if not assembler.calls:
-            history.append({"role": "assistant", "content": assembler.content})
-            yield Event("done", assembler.content)
+        if (done := _end_round(assembler, history)) is not None:
+            yield done
             return
-        history.append(assembler.message())
         for call in assembler.tool_calls:
             result = await arun_call(call, tools)
             history.append(_tool_message(call, result))
@@ -208,28 +213,39 @@ async def aiter_tool_loop(client: Any, *, model: str, messages: Sequence[dict],
     yield Event("stopped", f"no answer after {max_rounds} rounds of tool calls")
 
 
-def _fold(result: ToolLoopResult, event: Event) -> None:
-    if event.kind == "tool_call.result" and event.call is not None:
-        result.calls.append((event.call, event.text))
-    elif event.kind == "done":
-        result.text = event.text
-    elif event.kind == "stopped":
-        result.stopped = True
+class _Collector:
+    """Fold a loop's events into a :class:`ToolLoopResult`, passing each to ``on_event``."""
+
+    def __init__(self, messages: Sequence[dict], on_event: Callable[[Event], None] | None):
+        self.result = ToolLoopResult("", list(messages), 0, [])
+        self.start = len(messages)
+        self.on_event = on_event
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "tool_call.result" and event.call is not None:
+            self.result.calls.append((event.call, event.text))
+        elif event.kind == "done":
+            self.result.text = event.text
+        elif event.kind == "stopped":
+            self.result.stopped = True
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def finish(self) -> ToolLoopResult:
+        history = self.result.messages[self.start:]
+        self.result.rounds = sum(1 for m in history if m["role"] == "assistant")
+        return self.result
 
 
 def run_tools(client: Any, *, model: str, messages: Sequence[dict], tools: Sequence[Tool],
               max_rounds: int = 4, on_event: Callable[[Event], None] | None = None,
               **kw: Any) -> ToolLoopResult:
     """Run the tool loop to its end; return the answer, the conversation and the calls."""
-    history = list(messages)
-    result = ToolLoopResult("", history, 0, [])
-    for event in iter_tool_loop(client, model=model, messages=history, tools=tools,
-                                max_rounds=max_rounds, **kw):
-        _fold(result, event)
-        if on_event is not None:
-            on_event(event)
-    result.rounds = sum(1 for m in history[len(messages):] if m["role"] == "assistant")
-    return result
+    collect = _Collector(messages, on_event)
+    for event in iter_tool_loop(client, model=model, messages=collect.result.messages,
+                                tools=tools, max_rounds=max_rounds, **kw):
+        collect(event)
+    return collect.finish()
 
 
 async def arun_tools(client: Any, *, model: str, messages: Sequence[dict],
@@ -237,12 +253,8 @@ async def arun_tools(client: Any, *, model: str, messages: Sequence[dict],
                      on_event: Callable[[Event], None] | None = None,
                      **kw: Any) -> ToolLoopResult:
     """Run the tool loop to its end with an ``AsyncOpenAI`` client."""
-    history = list(messages)
-    result = ToolLoopResult("", history, 0, [])
-    async for event in aiter_tool_loop(client, model=model, messages=history, tools=tools,
-                                       max_rounds=max_rounds, **kw):
-        _fold(result, event)
-        if on_event is not None:
-            on_event(event)
-    result.rounds = sum(1 for m in history[len(messages):] if m["role"] == "assistant")
-    return result
+    collect = _Collector(messages, on_event)
+    async for event in aiter_tool_loop(client, model=model, messages=collect.result.messages,
+                                       tools=tools, max_rounds=max_rounds, **kw):
+        collect(event)
+    return collect.finish()
