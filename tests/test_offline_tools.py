@@ -285,3 +285,15 @@ def test_stream_helper_gives_a_parsed_message_for_a_class(offline):
     parsed = final.choices[0].message.parsed
     assert isinstance(parsed, Dated) and parsed.year == 1800 and "Pythagorean" in parsed.answer
     assert "content.delta" in kinds
+
+
+@pytest.mark.parametrize("asked", [False, True], ids=["unasked", "include_usage"])
+@pytest.mark.parametrize("family", sorted(FAMILY_MODEL))
+def test_a_tool_turn_places_usage_as_its_family_does(offline, family, asked):
+    from helpers.usage import find_usage
+
+    options = {"stream_options": {"include_usage": True}} if asked else {}
+    places = [found[0] for chunk in client(offline).chat.completions.create(
+        model=FAMILY_MODEL[family], messages=ask("add 2 and 3"), tools=[ADD], stream=True,
+        extra_body=NO_THINKING, **options) if (found := find_usage(chunk)) is not None]
+    assert tuple(places) == FAMILIES[family].usage_places(asked=asked)
