@@ -23,8 +23,7 @@ import httpx
 import openai
 import pytest
 from conftest import FAKE_KEY
-from httpx_sse import connect_sse
-from httpx_sse._decoders import SSEDecoder
+from httpx_sse import EventSource, connect_sse
 
 from helpers.offline import OfflineProvider
 from helpers.relay import (
@@ -52,13 +51,10 @@ def answer_to(question: str) -> str:
 
 
 def sse_events(text: str) -> list[tuple[str, dict]]:
-    """Parse an SSE body into (event, JSON data) pairs with httpx-sse's decoder."""
-    decoder, events = SSEDecoder(), []
-    for line in text.replace("\r\n", "\n").split("\n"):  # not splitlines(): U+2028
-        event = decoder.decode(line)
-        if event is not None:
-            events.append((event.event, json.loads(event.data)))
-    return events
+    """Parse an SSE body into (event, JSON data) pairs with httpx-sse's public EventSource."""
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              content=text.encode())
+    return [(event.event, json.loads(event.data)) for event in EventSource(response).iter_sse()]
 
 
 def text_of(events: list[tuple[str, dict]]) -> str:

@@ -7,9 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import need_system_part
-from httpx_sse._decoders import SSEDecoder
+from httpx_sse import EventSource
 
 from helpers.sse import encode_comment, encode_event
 
@@ -17,14 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def decode(raw: bytes) -> list[tuple[str, str]]:
-    """Parse with httpx-sse's decoder (an independent implementation)."""
-    decoder = SSEDecoder()
-    events = []
-    for line in raw.decode("utf-8").splitlines():
-        event = decoder.decode(line)
-        if event is not None:
-            events.append((event.event, event.data))
-    return events
+    """Parse with httpx-sse (an independent implementation), through its public EventSource."""
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=raw)
+    return [(event.event, event.data) for event in EventSource(response).iter_sse()]
 
 
 def test_named_event_with_compact_json_data_line() -> None:

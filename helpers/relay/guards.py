@@ -1,0 +1,120 @@
+"""The relay's guards: who may call it (Host, Origin), how much they may send, and JupyterHub.
+
+Deliberate choices:
+
+- **Guards, not "bind and hope".** Bound to 127.0.0.1; the Host header must be a loopback
+  name or an allowed host (a DNS-rebinding page reaches 127.0.0.1 under *its own* name); an
+  ``Origin`` must be the same origin or an allowed one (other sites' pages get 403, allowed
+  ones get CORS). Requests without ``Origin`` (curl, Python) pass.
+- **Bodies are bounded** by ``Content-Length`` and, for a chunked body, by counting.
+- **Under JupyterHub or Binder** the hub's public host is allowed when the hub names it;
+  when it does not (Binder), requests that jupyter-server-proxy forwarded to *this* port are
+  accepted from any host: the relay then listens on a remote container's loopback, which a
+  rebinding page cannot reach except through the hub's authenticated proxy.
+
+Details in docs/architecture.md (the relay's guards).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .models import error_response
+
+__all__ = ["LOOPBACK", "MAX_BODY_BYTES", "Guards", "jupyter_allowances"]
+
+MAX_BODY_BYTES = 256_000
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+_HUB_HOST_VARS = ("JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_PUBLIC_HUB_URL", "JUPYTERHUB_HOST")
+
+
+def _hostname(netloc: str) -> str:
+    """``"[::1]:4020"`` -> ``"::1"``, ``"Example.org:80"`` -> ``"example.org"``."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):
+        return netloc[1:].split("]", 1)[0]
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+class Guards:
+    """ASGI middleware: DNS-rebinding (Host) and cross-site (Origin) guards, body size."""
+
+    def __init__(self, app: ASGIApp, *, allow_hosts: Iterable[str],
+                 allow_origins: Iterable[str], forwarded_prefix: str | None) -> None:
+        self.app = app
+        self.hosts = {_hostname(h) for h in allow_hosts} | LOOPBACK
+        self.origins = {o.strip().rstrip("/").lower() for o in allow_origins}
+        self.forwarded_prefix = forwarded_prefix
+
+    def _problem(self, scope: Scope, headers: Headers) -> str | None:
+        host = headers.get("host", "")
+        if _hostname(host) not in self.hosts and not self._forwarded_to_us(scope, headers):
+            return (f"Host {host!r} is not allowed: this relay answers on localhost only "
+                    "(DNS-rebinding guard). Allow it with allow_hosts=[...] or --allow-host.")
+        origin = headers.get("origin")
+        if origin is not None:
+            same = urlsplit(origin).netloc.lower() == host.lower()
+            if not same and origin.rstrip("/").lower() not in self.origins:
+                return (f"Origin {origin!r} is not allowed (cross-site guard). Allow it with "
+                        "allow_origins=[...] or --allow-origin.")
+        return None
+
+    def _forwarded_to_us(self, scope: Scope, headers: Headers) -> bool:
+        if self.forwarded_prefix is None or not scope.get("server"):
+            return False
+        expected = f"{self.forwarded_prefix.rstrip('/')}/proxy/{scope['server'][1]}"
+        return headers.get("x-forwarded-context", "").rstrip("/") == expected
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        problem = self._problem(scope, headers)
+        if problem is not None:
+            await error_response(403, "forbidden", problem)(scope, receive, send)
+            return
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            await error_response(413, "request_too_large",
+                                 f"Request body too large: at most {MAX_BODY_BYTES} bytes"
+                                 )(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            # A chunked body has no Content-Length: count it as it arrives.
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise HTTPException(413)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def jupyter_allowances(env: Mapping[str, str] | None = None) -> tuple[list[str], str | None]:
+    """Return (hosts to allow, proxy prefix to trust) when running under JupyterHub/Binder.
+
+    Outside JupyterHub (no ``JUPYTERHUB_SERVICE_PREFIX``) returns ``([], None)``: a local
+    Jupyter is reached on a loopback host, which is always allowed.
+    """
+    env = os.environ if env is None else env
+    prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
+    if not prefix:
+        return [], None
+    hosts = []
+    for var in _HUB_HOST_VARS:
+        value = env.get(var, "").strip()
+        if value:
+            netloc = urlsplit(value if "//" in value else f"//{value}").netloc
+            if netloc:
+                hosts.append(netloc)
+    return hosts, (None if hosts else prefix)

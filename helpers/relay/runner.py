@@ -1,0 +1,136 @@
+"""Running the relay: in a notebook's background thread (:func:`start_relay`) or from a shell.
+
+Deliberate choices: one relay per name (re-running a cell replaces the previous one); under
+JupyterHub the page's URL goes through the hub's proxy (``Relay.page_url``); the CLI takes no
+real key as a flag (keys come from the environment or ``.env``) and uses uvloop when installed,
+while a notebook keeps asyncio (it shares the kernel's process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import FastAPI
+
+from ..servers import BackgroundServer, wait_for_signal
+from ..settings import Config, load_config
+from .app import DEFAULT_READ_TIMEOUT, create_app
+from .guards import jupyter_allowances
+
+__all__ = ["DEFAULT_PORT", "Relay", "main", "start_relay"]
+
+DEFAULT_PORT = 4020
+
+
+class Relay:
+    """A running relay: its URLs, its app, and how to stop it."""
+
+    def __init__(self, app: FastAPI, server: BackgroundServer, config: Config,
+                 proxy_prefix: str | None = None) -> None:
+        self.app = app
+        self.server = server
+        self.config = config
+        self.proxy_prefix = proxy_prefix
+
+    @property
+    def url(self) -> str:
+        """The relay's root URL on this machine, e.g. ``http://127.0.0.1:4020/``."""
+        return self.server.url + "/"
+
+    @property
+    def port(self) -> int:
+        """The TCP port it listens on."""
+        return int(self.server.port or 0)
+
+    @property
+    def page_url(self) -> str:
+        """Where a browser opens the page: through the hub's proxy under JupyterHub."""
+        if self.proxy_prefix:
+            return f"{self.proxy_prefix.rstrip('/')}/proxy/{self.port}/"
+        return self.url
+
+    @property
+    def running(self) -> bool:
+        """True while serving."""
+        return self.server.running
+
+    def stop(self) -> None:
+        """Stop serving (bounded; open streams are cut after a short grace period)."""
+        self.server.stop()
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"running at {self.url}" if self.running else "stopped"
+        return f"<Relay {state} provider={self.config.provider} model={self.config.model}>"
+
+
+def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                allow_origins: Iterable[str] = (), allow_hosts: Iterable[str] = (),
+                read_timeout: float = DEFAULT_READ_TIMEOUT, jupyter: bool | None = None,
+                name: str = "relay", loop: str = "asyncio", **app_options: Any) -> Relay:
+    """Start the relay in a background thread (re-running replaces the previous one).
+
+    Args:
+        config: provider settings (default: ``load_config()``, offline when there is no key).
+        host, port: where to listen; port 0 picks a free port.
+        allow_origins, allow_hosts, read_timeout: see :func:`create_app`.
+        jupyter: apply the JupyterHub/Binder allowances (see :func:`jupyter_allowances`);
+            ``None`` detects them from the environment.
+        name: background-server name; one relay per name.
+        loop: uvicorn's event loop; the CLI uses "uvloop" when installed (a relay in its own
+            process), a notebook keeps "asyncio" (it shares the kernel's process).
+    """
+    config = config or load_config()
+    hosts, prefix = jupyter_allowances() if jupyter is not False else ([], None)
+    app = create_app(config, allow_origins=allow_origins, allow_hosts=[*allow_hosts, *hosts],
+                     read_timeout=read_timeout, trust_proxy_prefix=prefix, **app_options)
+    server = BackgroundServer(app, host=host, port=port, name=name, lifespan="on", loop=loop)
+    server.start()
+    hub_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") if jupyter is not False else None
+    return Relay(app, server, config, proxy_prefix=hub_prefix)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the relay from the shell until Ctrl-C or SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.relay",
+        description="Relay a provider's streamed answers to a browser as Server-Sent Events. "
+                    "Real keys come from the environment or .env, not from flags.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--provider", default=None, help="a provider preset (default: auto)")
+    parser.add_argument("--base-url", default=None, help="an OpenAI-compatible endpoint")
+    parser.add_argument("--api-key", default=None,
+                        help="for local upstreams and tests (a flag is visible in ps)")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="HOST")
+    parser.add_argument("--read-timeout", type=float, default=DEFAULT_READ_TIMEOUT,
+                        metavar="S", help="seconds to wait for the provider's next bytes")
+    args = parser.parse_args(argv)
+    provider = args.provider or ("local" if args.base_url else None)
+    try:
+        config = load_config(provider, model=args.model, base_url=args.base_url,
+                             api_key=args.api_key)
+        relay = start_relay(config, host=args.host, port=args.port,
+                            allow_origins=args.allow_origin, allow_hosts=args.allow_host,
+                            read_timeout=args.read_timeout, jupyter=False, name="relay-cli",
+                            loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    print(f"relay serving at {relay.url} (provider {config.provider}, model {config.model})",
+          flush=True)
+    wait_for_signal(relay.server)
+    relay.stop()
+    return 0
