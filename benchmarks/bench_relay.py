@@ -34,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import fake_provider  # noqa: E402
 import loadgen  # noqa: E402
-import upstream  # noqa: E402
 
 QUESTION = "Stream me the benchmark answer."
 UPSTREAM_BODY = {"model": "moonshot-v1-8k", "stream": True,
@@ -113,8 +113,8 @@ def relay_cmd(base_url: str) -> list[str]:
 def scenario(name: str, chunks: int, delay_ms: float, levels: list[tuple[int, int]],
              timeout: float, rows: list[dict], extra: dict) -> None:
     """Measure every target at each (concurrency, requests) level for one upstream setting."""
-    expected = upstream.answer_text(chunks)
-    with process("benchmarks/upstream.py", "--chunks", str(chunks), "--delay-ms",
+    expected = fake_provider.answer_text(chunks)
+    with process("benchmarks/fake_provider.py", "--chunks", str(chunks), "--delay-ms",
                  str(delay_ms)) as (up_url, _):
         with process(*relay_cmd(up_url)) as (relay_url, relay_pid), \
                 process("benchmarks/naive_relay.py", "--base-url", f"{up_url}/v1") as (

@@ -1,4 +1,4 @@
-"""A dedicated fast upstream for relay benchmarks: Moonshot-format SSE from pre-encoded bytes.
+"""A fake provider for relay benchmarks: Moonshot-format SSE from pre-encoded bytes, fast.
 
 Why not the offline provider? It builds every chunk with json.dumps inside Starlette, which
 costs more CPU per chunk than the relays we want to measure; on 2 shared cores that would hide
@@ -9,7 +9,7 @@ close to the wire.
 The answer mixes ASCII, CJK, an emoji, a quote, a backslash and a newline, so that a relay that
 gets escaping or UTF-8 boundaries wrong fails the byte-for-byte check.
 
-Run: ``python benchmarks/upstream.py --port 0 --chunks 200 --delay-ms 0`` (prints its URL).
+Run: ``python benchmarks/fake_provider.py --port 0 --chunks 200 --delay-ms 0`` (prints its URL).
 """
 
 from __future__ import annotations
