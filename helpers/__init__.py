@@ -30,7 +30,8 @@ _EXPORTS: dict[str, str] = {
     # providers' wire quirks (the one table) and errors
     "comparison_table": "providers", "traits_for": "providers", "find_usage": "usage",
     "describe_wire": "raw_wire", "raw_sse_lines": "raw_wire",
-    "error_summary": "errors", "friendly_message": "errors",
+    "FRIENDLY": "errors", "describe_failure": "errors", "error_summary": "errors",
+    "friendly_message": "errors", "scrub": "errors",
     # tool calls and structured output while they stream
     "ToolCall": "toolcalls", "ToolCallAssembler": "toolcalls",
     "assemble_tool_calls": "toolcalls", "Tool": "tools", "tool": "tools",

@@ -6,7 +6,8 @@ import httpx
 import openai
 import pytest
 
-from helpers.errors import FRIENDLY, error_summary, friendly_message
+from helpers import FRIENDLY, describe_failure, error_summary, friendly_message, scrub
+from helpers.errors import describe_error
 
 FAKE_KEY = "sk-test-DO-NOT-LEAK-0123456789abcdef"
 
@@ -67,3 +68,33 @@ def test_anything_else_gets_the_fallback():
     fallback = "Something unexpected went wrong while asking the model."
     assert friendly_message(ValueError("x")) == fallback
     assert error_summary(ValueError("x")) == "ValueError"
+
+
+# -- one mapping for every surface: describe_failure, scrub ----------------------------------------
+def test_one_record_says_what_every_surface_shows(offline):
+    err = failure(offline, "[fault:429]")
+    shown = describe_failure(err, secret=FAKE_KEY, read_timeout=5)
+    assert (shown.status, shown.type, shown.upstream_status) == (429, "rate_limit_reached_error",
+                                                                  429)
+    assert shown.friendly == friendly_message(err) == dict(FRIENDLY)[openai.RateLimitError]
+    assert shown.detail == describe_error(err) and shown.detail.startswith("429 RateLimitError")
+    assert FAKE_KEY not in repr(shown)
+
+
+def test_a_status_the_browser_did_not_cause_becomes_502(offline):
+    shown = describe_failure(failure(offline, "[fault:401]"))
+    assert (shown.status, shown.upstream_status) == (502, 401)
+    assert shown.message.startswith("The provider refused the relay's API key (401)")
+
+
+def test_a_stall_is_a_504_that_names_the_read_timeout(offline):
+    err = failure(offline, "[fault:stall]", timeout=httpx.Timeout(5.0, read=0.2))
+    shown = describe_failure(err, read_timeout=0.2)
+    assert (shown.status, shown.type) == (504, "upstream_timeout")
+    assert "0.2 s" in shown.message
+
+
+def test_scrub_masks_the_secret_and_cuts_anything_key_shaped():
+    assert scrub(f"echo {FAKE_KEY}!", FAKE_KEY) == "echo sk-…ef!"
+    assert scrub("other key sk-abcdefghijklmnop here") == "other key sk-abc… here"
+    assert scrub("no key at all", FAKE_KEY) == "no key at all"
