@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
@@ -216,6 +217,14 @@ def test_hostile_answers_run_nothing(page: Any, relay: Relay, offline: OfflinePr
     assert page.text_content(f"{LAST} .question-text") == question
     assert offline.stats()["completed"] == 1
     assert [p for p in page.problems if "Content Security Policy" not in p] == []
+
+
+def test_the_page_runs_only_its_own_scripts(relay: Relay) -> None:
+    policy = httpx.get(relay.url).headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["script-src"] == "'self'"  # no inline script, no handler attribute
+    assert directives["style-src"] == "'self' 'unsafe-inline'"  # KaTeX's style attributes
+    assert directives["default-src"] == "'self'" and directives["object-src"] == "'none'"
 
 
 def test_every_request_goes_to_the_relay(page: Any, relay: Relay) -> None:

@@ -50,8 +50,10 @@ DEFAULT_SYSTEM_PROMPT = (
     "You assist a mathematics teacher. Answer precisely and briefly, stay on the question, "
     "and write formulas in LaTeX."
 )
-#: The page runs only its own scripts and talks only to where it came from.
-_PAGE_POLICY = "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'"
+#: The page runs only its own scripts and talks only to where it came from; inline styles are
+#: allowed because KaTeX positions its formulas with style attributes (docs/page.md).
+_PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                "object-src 'none'; base-uri 'none'; form-action 'none'")
 _HTTP_KINDS = {400: "invalid_request_error", 404: "not_found", 405: "method_not_allowed",
                413: "request_too_large"}
 
