@@ -62,6 +62,7 @@
     turn.copy.addEventListener("click", function () { copyAnswer(turn); });
     turn.retry.addEventListener("click", retryLast);
     transcript.appendChild(el);
+    window.scrollTo(0, document.scrollingElement.scrollHeight);  // the new turn in view
     turns.push(turn);
     return turn;
   }
