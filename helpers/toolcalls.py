@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .usage import find_usage
+
 __all__ = ["Event", "ToolCall", "ToolCallAssembler", "assemble_tool_calls"]
 
 
@@ -53,12 +55,14 @@ class Event:
     """Something that happened in a stream with tools (what a live view shows).
 
     ``kind`` is one of "content", "reasoning", "tool_call.start", "tool_call.arguments",
-    "tool_call.result" (from the tool loop), "done" and "stopped".
+    "tool_call.result" (from the tool loop), "usage" (``data``: one request's usage, from the
+    tool loop), "done" and "stopped".
     """
 
     kind: str
     text: str = ""
     call: ToolCall | None = None
+    data: dict[str, Any] | None = None
 
 
 def _as_dict(obj: Any) -> dict:
@@ -75,6 +79,7 @@ class ToolCallAssembler:
     content: str = ""
     reasoning: str = ""
     finish_reason: str | None = None
+    usage: dict[str, Any] | None = None  # wherever the provider put it (find_usage)
     calls: list[ToolCall] = field(default_factory=list)
     _slots: dict[int, int] = field(default_factory=dict)  # wire index -> position in calls
     _last: int | None = None
@@ -82,6 +87,9 @@ class ToolCallAssembler:
     def feed(self, chunk: Any) -> list[Event]:
         """Take one chunk; return what it added, as events."""
         events: list[Event] = []
+        found = find_usage(chunk)
+        if found is not None:
+            self.usage = found[1] if isinstance(found[1], dict) else _as_dict(found[1])
         for choice in _as_dict(chunk).get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue

@@ -147,6 +147,7 @@ class ToolLoopResult:
     rounds: int
     calls: list[tuple[ToolCall, str]]  # each call with its result
     stopped: bool = False  # True: max_rounds reached while the model still asked for tools
+    usage: dict[str, int] = field(default_factory=dict)  # summed over the rounds reported
 
 
 def _tool_message(call: ToolCall, result: str) -> dict[str, Any]:
@@ -156,13 +157,14 @@ def _tool_message(call: ToolCall, result: str) -> dict[str, Any]:
     return message
 
 
-def _end_round(assembler: ToolCallAssembler, history: list[dict]) -> Event | None:
-    """Record the model's turn; return the "done" event if it answered without calls."""
+def _end_round(assembler: ToolCallAssembler, history: list[dict]) -> list[Event]:
+    """Record the model's turn; return its usage event, and "done" if it answered."""
+    events = [Event("usage", data=assembler.usage)] if assembler.usage else []
     if not assembler.calls:
         history.append({"role": "assistant", "content": assembler.content})
-        return Event("done", assembler.content)
+        return [*events, Event("done", assembler.content)]
     history.append(assembler.message())
-    return None
+    return events
 
 
 def _request(messages: list[dict], tools: Sequence[Tool], kw: dict) -> dict[str, Any]:
@@ -181,8 +183,9 @@ def iter_tool_loop(client: Any, *, model: str, messages: Sequence[dict], tools: 
         assembler = ToolCallAssembler()
         for chunk in client.chat.completions.create(model=model, **_request(history, tools, kw)):
             yield from assembler.feed(chunk)
-        if (done := _end_round(assembler, history)) is not None:
-            yield done
+        ended = _end_round(assembler, history)
+        yield from ended
+        if ended and ended[-1].kind == "done":
             return
         for call in assembler.tool_calls:
             result = run_call(call, tools)
@@ -203,8 +206,10 @@ async def aiter_tool_loop(client: Any, *, model: str, messages: Sequence[dict],
         async for chunk in stream:
             for event in assembler.feed(chunk):
                 yield event
-        if (done := _end_round(assembler, history)) is not None:
-            yield done
+        ended = _end_round(assembler, history)
+        for event in ended:
+            yield event
+        if ended and ended[-1].kind == "done":
             return
         for call in assembler.tool_calls:
             result = await arun_call(call, tools)
@@ -228,6 +233,10 @@ class _Collector:
             self.result.text = event.text
         elif event.kind == "stopped":
             self.result.stopped = True
+        elif event.kind == "usage" and event.data:
+            total = self.result.usage
+            for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                total[key] = total.get(key, 0) + int(event.data.get(key) or 0)
         if self.on_event is not None:
             self.on_event(event)
 

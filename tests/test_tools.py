@@ -243,3 +243,20 @@ def test_partial_json_parser():
     for piece in ['{"a": "x', 'y", "n": 1', '2}']:
         partial.feed(piece)
     assert partial.value == partial.final() == {"a": "xy", "n": 12}
+
+
+@pytest.mark.parametrize("model, options, reported", [
+    ("moonshot-v1-8k", {}, True), ("gpt-4o-mini", {}, False),
+    ("gpt-4o-mini", {"stream_options": {"include_usage": True}}, True)])
+def test_run_tools_sums_the_usage_each_round_reports(offline, model, options, reported):
+    result = run_tools(client(offline), model=model, tools=[add], **options,
+                       messages=[{"role": "user", "content": "add 2 and 3"}])
+    assert result.rounds == 2
+    if not reported:
+        assert result.usage == {}
+        return
+    one = client(offline).chat.completions.create(
+        model=model, tools=[add.spec()], messages=[{"role": "user", "content": "add 2 and 3"}])
+    assert result.usage["prompt_tokens"] > one.usage.prompt_tokens  # two requests, summed
+    assert result.usage["total_tokens"] == \
+        result.usage["prompt_tokens"] + result.usage["completion_tokens"]
