@@ -154,8 +154,6 @@ def relay_asked_for_usage(offline: OfflineProvider, model: str) -> bool:
     return record["include_usage"]
 
 
-@pytest.mark.xfail(strict=True, reason="until the relay reads traits_for() (helper B's move "
-                                       "of the upstream reader): remove this mark then")
 def test_a_changed_usage_trait_changes_what_the_relay_asks_for(offline, monkeypatch):
     assert traits_for("offline", "gpt-4o-mini").ask_for_usage
     assert relay_asked_for_usage(offline, "gpt-4o-mini") is True

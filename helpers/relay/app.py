@@ -100,14 +100,14 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
     config = config or load_config()
     secret = config.api_key
     owns_client = client is None
-    upstream = client or relay_client(config, read_timeout=read_timeout)
+    provider_client = client or relay_client(config, read_timeout=read_timeout)
     ask_for_usage = traits_for(config.provider, config.model).ask_for_usage
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         if owns_client:  # close the connection pool in the loop that opened it
-            await upstream.close()
+            await provider_client.close()
 
     app = FastAPI(title="Streaming chat relay", docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
@@ -133,7 +133,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                               message.get(exc.status_code, str(exc.detail)), exc.headers)
 
     async def open_stream(messages: list[dict]) -> tuple[Batch, AsyncIterator[Batch]]:
-        batches = upstream_batches(upstream, config.model, messages,
+        batches = upstream_batches(provider_client, config.model, messages,
                                    ask_for_usage=ask_for_usage)
         return await anext(batches), batches
 
