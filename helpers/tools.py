@@ -167,6 +167,12 @@ def _end_round(assembler: ToolCallAssembler, history: list[dict]) -> list[Event]
     return events
 
 
+def _stopped(max_rounds: int) -> Event:
+    plural = "" if max_rounds == 1 else "s"
+    return Event("stopped", f"the model still asked for tools after {max_rounds} "
+                            f"request{plural}: stopped")
+
+
 def _request(messages: list[dict], tools: Sequence[Tool], kw: dict) -> dict[str, Any]:
     return {"messages": messages, "tools": [t.spec() for t in tools], "stream": True, **kw}
 
@@ -191,7 +197,7 @@ def iter_tool_loop(client: Any, *, model: str, messages: Sequence[dict], tools: 
             result = run_call(call, tools)
             history.append(_tool_message(call, result))
             yield Event("tool_call.result", result, call)
-    yield Event("stopped", f"no answer after {max_rounds} rounds of tool calls")
+    yield _stopped(max_rounds)
 
 
 async def aiter_tool_loop(client: Any, *, model: str, messages: Sequence[dict],
@@ -215,7 +221,7 @@ async def aiter_tool_loop(client: Any, *, model: str, messages: Sequence[dict],
             result = await arun_call(call, tools)
             history.append(_tool_message(call, result))
             yield Event("tool_call.result", result, call)
-    yield Event("stopped", f"no answer after {max_rounds} rounds of tool calls")
+    yield _stopped(max_rounds)
 
 
 class _Collector:

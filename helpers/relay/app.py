@@ -17,7 +17,7 @@ Deliberate choices (the wire contract and the rest are in docs/architecture.md):
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -36,8 +36,10 @@ from ..errors import describe_failure
 from ..providers import traits_for
 from ..settings import Config, load_config
 from ..sse import encode_event
+from ..tools import Tool
 from .guards import MAX_BODY_BYTES, Guards
 from .models import BlogRequest, ChatRequest, error_response
+from .tools import tool_batches
 from .upstream import Batch, relay_client, upstream_batches
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "DEFAULT_SYSTEM_PROMPT", "STATIC_DIR", "create_app"]
@@ -85,7 +87,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                allow_hosts: Iterable[str] = (), read_timeout: float = DEFAULT_READ_TIMEOUT,
                system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
                client: openai.AsyncOpenAI | None = None,
-               trust_proxy_prefix: str | None = None) -> FastAPI:
+               trust_proxy_prefix: str | None = None, tools: Sequence[Tool] = ()) -> FastAPI:
     """Build the relay's FastAPI app for ``config`` (default: ``load_config()``).
 
     Args:
@@ -96,6 +98,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         system_prompt: prepended when the request brings no system message (None: none).
         client: an ``openai.AsyncOpenAI`` to use instead of one built from ``config``.
         trust_proxy_prefix: a JupyterHub prefix (Binder); see :mod:`helpers.relay.guards`.
+        tools: functions the model may call, run here in a tool loop (e.g. ``MATH_TOOLS``);
+            the page is told with events of their own (:mod:`helpers.relay.tools`).
     """
     config = config or load_config()
     secret = config.api_key
@@ -133,8 +137,10 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                               message.get(exc.status_code, str(exc.detail)), exc.headers)
 
     async def open_stream(messages: list[dict]) -> tuple[Batch, AsyncIterator[Batch]]:
-        batches = upstream_batches(provider_client, config.model, messages,
-                                   ask_for_usage=ask_for_usage)
+        batches = (tool_batches(provider_client, config.model, messages, tools,
+                                ask_for_usage=ask_for_usage) if tools else
+                   upstream_batches(provider_client, config.model, messages,
+                                    ask_for_usage=ask_for_usage))
         return await anext(batches), batches
 
     def refuse(exc: Exception) -> JSONResponse:

@@ -21,6 +21,7 @@ from ..servers import BackgroundServer, wait_for_signal
 from ..settings import Config, load_config
 from .app import DEFAULT_READ_TIMEOUT, create_app
 from .guards import jupyter_allowances
+from .tools import MATH_TOOLS
 
 __all__ = ["DEFAULT_PORT", "Relay", "main", "start_relay"]
 
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-host", action="append", default=[], metavar="HOST")
     parser.add_argument("--read-timeout", type=float, default=DEFAULT_READ_TIMEOUT,
                         metavar="S", help="seconds to wait for the provider's next bytes")
+    parser.add_argument("--math-tools", action="store_true",
+                        help="give the assistant a calculator it calls (a server-side tool loop)")
     args = parser.parse_args(argv)
     provider = args.provider or ("local" if args.base_url else None)
     try:
@@ -125,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         relay = start_relay(config, host=args.host, port=args.port,
                             allow_origins=args.allow_origin, allow_hosts=args.allow_host,
                             read_timeout=args.read_timeout, jupyter=False, name="relay-cli",
+                            tools=MATH_TOOLS if args.math_tools else (),
                             loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
