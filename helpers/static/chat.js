@@ -47,7 +47,8 @@
     var el = template.content.firstElementChild.cloneNode(true);
     var find = function (cls) { return el.querySelector("." + cls); };
     var turn = {
-      question: q, pieces: [], outcome: null, tokens: 0, usage: null,
+      question: q, pieces: [], outcome: null, tokens: 0, usage: null, tools: [],
+      afterTool: false,
       started: performance.now(), firstToken: null, ended: null, el: el,
       parts: find("parts"), thinking: find("thinking"), errorBox: find("error"),
       stats: find("stats"), copy: find("copy"), retry: find("retry"),
@@ -122,12 +123,60 @@
     };
   }
 
+  // A tool call the relay ran is a part of its own (name, arguments, result), between the
+  // text before it and the text after it. Only textContent: nothing in it is ever HTML.
+  function toolPart(turn, n) {
+    if (!turn.tools[n]) {
+      var el = document.createElement("div"), head = document.createElement("div");
+      el.className = "part part-tool";
+      el.setAttribute("role", "group");
+      var tool = { el: el, name: document.createElement("strong"),
+                   args: document.createElement("code"), result: document.createElement("output") };
+      tool.name.className = "tool-name";
+      tool.args.className = "tool-args";
+      tool.result.className = "tool-result";
+      head.append("Tool ", tool.name, " ", tool.args);
+      el.append(head, tool.result);
+      turn.answer.redraw();       // the text so far stays above the call
+      turn.parts.appendChild(el);
+      turn.afterTool = true;      // text after the call gets a part of its own
+      turn.tools[n] = tool;
+    }
+    return turn.tools[n];
+  }
+
+  function onToolEvent(turn, event, data) {
+    var tool = toolPart(turn, data.part);
+    if (event.type === "tool_call") {
+      tool.name.textContent = data.name;
+      tool.el.setAttribute("aria-label", "Tool call: " + data.name);
+    } else if (event.type === "tool_arguments") {
+      tool.args.textContent += data.content;
+    } else {
+      tool.args.textContent = data.arguments;
+      tool.result.textContent = "→ " + data.result;
+      tool.el.setAttribute("data-state", "done");
+    }
+  }
+
   function onEvent(turn, redraw, event) {
     var data = JSON.parse(event.data);
-    if (event.type === "delta" || event.type === "reasoning") {
+    if (event.type === "tool_call" || event.type === "tool_arguments" ||
+        event.type === "tool_result") {
+      onToolEvent(turn, event, data);
+    } else if (event.type === "tool_stopped") {
+      showError(turn, data.message);
+    } else if (event.type === "delta" || event.type === "reasoning") {
       if (turn.firstToken === null) turn.firstToken = performance.now();
       turn.tokens++;
       if (event.type === "delta") {
+        if (turn.afterTool) {
+          var text = document.createElement("div");
+          text.className = "part part-text md";
+          turn.parts.appendChild(text);
+          turn.answer = ChatRender.createView(text);
+          turn.afterTool = false;
+        }
         if (!turn.pieces.length && !turn.thinking.hidden) turn.thinking.open = false;  // fold
         turn.pieces.push(data.content);
         turn.answer.append(data.content);
