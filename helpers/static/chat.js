@@ -7,8 +7,8 @@
  * instead of buffering the whole answer.
  *
  * Deliberate choices:
- *  - A turn is a question and an answer made of parts (thinking, text; later tool calls and
- *    files), each in its own element, so a new kind of part adds an element, not a rewrite.
+ *  - A turn is a question and an answer made of parts (thinking, text, tool calls the relay
+ *    ran; later files), each in its own element, so a new kind of part adds an element.
  *  - Only answers that finished ("done") go back as history; a stopped or failed answer stays
  *    on screen, marked, and its partial text is not sent as if the model had said it all.
  *  - Redraws follow the screen: events only append text, a redraw per animation frame renders
