@@ -1,14 +1,14 @@
-"""What the offline model says, and how it counts tokens.
+"""What the offline model says, and the pieces it streams.
 
 The offline provider must be useful in a lesson, so it answers the lessons' questions with real
 (short) answers from a small repertoire: the blog's persona is a math teacher's assistant, so
 the answers carry LaTeX. A question with Chinese characters is answered in Chinese. Anything
 else gets a transparent fallback that says it is the offline model.
 
-Token rule (documented, because tiktoken cannot download its encodings here): a *piece* is a
-word with its leading spaces, one punctuation mark with its leading spaces, or one CJK
-character. One streamed piece is one completion token; a prompt costs its pieces plus 4 per
-message. ``"".join(split_pieces(s)) == s`` always holds.
+Tokens are counted by :mod:`helpers.tokens` (the offline provider's own rule). Streaming
+sends *pieces*: a word with its leading spaces, one punctuation mark with its leading spaces, or
+one CJK character; a piece may be one token, several, or part of one.
+``"".join(split_pieces(s)) == s`` always holds.
 """
 
 from __future__ import annotations
@@ -17,40 +17,24 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["HOSTILE_REPLY", "Reply", "compose_reply", "count_prompt_tokens", "has_cjk",
-           "split_pieces"]
+from .tokens import CJK as _CJK
+from .tokens import count_prompt_tokens, message_text  # re-exported: older imports
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
+__all__ = ["HOSTILE_REPLY", "Reply", "compose_reply", "count_prompt_tokens", "filler_reply",
+           "has_cjk", "message_text", "split_pieces"]
+
 _PIECE = re.compile(rf"\s*(?:[{_CJK}]|\\[A-Za-z]+|[A-Za-z0-9_']+|[^\s])|\s+", re.UNICODE)
 _HAS_CJK = re.compile(f"[{_CJK}]")
 
 
 def split_pieces(text: str) -> list[str]:
-    """Split text into the offline model's tokens; joining them gives the text back."""
+    """Split text into the pieces the offline model streams; they join back to the text."""
     return _PIECE.findall(text)
 
 
 def has_cjk(text: str) -> bool:
     """Return True if the text contains Chinese or Japanese characters."""
     return bool(_HAS_CJK.search(text))
-
-
-def count_prompt_tokens(messages: Sequence[dict]) -> int:
-    """Count prompt tokens by the offline rule: pieces of every message plus 4 per message."""
-    total = 0
-    for message in messages:
-        total += 4 + len(split_pieces(message_text(message)))
-    return total
-
-
-def message_text(message: dict) -> str:
-    """Return a message's text, whether content is a string or a list of text parts."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
 
 
 @dataclass(frozen=True)
@@ -204,7 +188,7 @@ def compose_reply(messages: Sequence[dict], *, reasoning: bool = False) -> Reply
 
 
 def filler_reply(n_pieces: int) -> str:
-    """Return a deterministic text of exactly ``n_pieces`` pieces (for long-stream tests)."""
-    words = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")
+    """Return a deterministic text of exactly ``n_pieces`` pieces, each one token."""
+    words = ("beta", "zeta", "eta", "iota", "rho", "tau", "phi", "chi")  # <= 4 letters: 1 token
     parts = [("" if i == 0 else " ") + words[i % len(words)] for i in range(n_pieces)]
     return "".join(parts)

@@ -12,8 +12,9 @@ import pytest
 
 from helpers.offline import OfflineProvider
 from helpers.providers import MODELS
-from helpers.replies import split_pieces
+from helpers.replies import compose_reply, filler_reply, split_pieces
 from helpers.streaming import chunk_usage, collect
+from helpers.tokens import count_prompt_tokens, count_tokens, cut_to_tokens, split_tokens
 
 QUESTION = [{"role": "user", "content": "What is the Pythagorean theorem?"}]
 
@@ -32,7 +33,8 @@ def test_stream_has_moonshot_wire_format(offline):
     usage = last.choices[0].model_extra["usage"]
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert "a^2 + b^2 = c^2" in text
-    assert usage["completion_tokens"] == len(split_pieces(text))
+    assert usage["completion_tokens"] == count_tokens(text) > len(split_pieces(text))
+    assert usage["prompt_tokens"] == count_prompt_tokens(QUESTION)
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert offline.stats()["completed"] == 1
     assert offline.stats()["chunks_sent"] == len(chunks)
@@ -74,8 +76,63 @@ def test_max_tokens_gives_finish_reason_length(offline):
     result = collect(client(offline).chat.completions.create(
         model="moonshot-v1-8k", messages=QUESTION, stream=True, max_tokens=5))
     assert result.finish_reason == "length"
-    assert result.usage.completion_tokens == 5
-    assert len(split_pieces(result.text)) == 5
+    assert result.usage.completion_tokens == 5 == count_tokens(result.text)
+    whole = compose_reply(QUESTION).text
+    assert whole.startswith(result.text) and result.text == "".join(split_tokens(whole)[:5])
+
+
+def test_max_tokens_can_cut_inside_a_word_because_a_piece_is_not_a_token(offline):
+    # "The" is one token, " Pythagorean" three (one per started 5 letters): 2 tokens end mid-word
+    result = collect(client(offline).chat.completions.create(
+        model="moonshot-v1-8k", messages=QUESTION, stream=True, max_tokens=2))
+    assert (result.text, result.finish_reason) == ("The Pytha", "length")
+    assert result.usage.completion_tokens == 2
+
+
+def test_the_token_rule_counts_words_by_length_and_cjk_in_pairs():
+    assert [count_tokens(w) for w in ("the", " the", "theorem", "Pythagorean")] == [1, 1, 2, 3]
+    assert count_tokens("勾股定理") == 2 and count_tokens("勾股定") == 2 and count_tokens("。") == 1
+    assert count_tokens("a, b.") == 4 and count_tokens("x  \n") == 2
+    assert count_prompt_tokens([{"content": "the"}, {"content": [{"text": "勾股"}]}]) == 10
+    for text in (compose_reply(QUESTION).text, compose_reply([{"role": "user",
+                 "content": "勾股定理是什么？"}]).text, filler_reply(7)):
+        tokens = split_tokens(text)
+        assert "".join(tokens) == text and count_tokens(text) == len(tokens)
+        for n in (1, len(tokens) // 2, len(tokens) - 1):  # a cut counts exactly what it kept
+            cut, was_cut = cut_to_tokens(text, n)
+            assert was_cut and count_tokens(cut) == n and text.startswith(cut)
+    assert cut_to_tokens("the end", 5) == ("the end", False)
+
+
+@pytest.mark.parametrize("n", [1, 7, 40])
+def test_tokens_marker_gives_exactly_n_completion_tokens(offline, n):
+    result = collect(client(offline).chat.completions.create(
+        model="moonshot-v1-8k", stream=True,
+        messages=[{"role": "user", "content": f"go [tokens:{n}]"}]))
+    assert result.usage.completion_tokens == n == count_tokens(result.text)
+    assert result.text == filler_reply(n) and result.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("model", ["kimi-k2-thinking", "deepseek-reasoner"])
+def test_reasoning_tokens_are_counted_by_the_same_rule(offline, model):
+    result = collect(client(offline).chat.completions.create(
+        model=model, messages=QUESTION, stream=True, stream_options={"include_usage": True}))
+    assert result.reasoning
+    thinking = result.usage.completion_tokens_details.reasoning_tokens
+    assert thinking == count_tokens(result.reasoning) < len(result.reasoning)
+    assert result.usage.completion_tokens == thinking + count_tokens(result.text)
+
+
+def test_a_prompt_over_the_context_window_by_the_rule_is_refused(offline):
+    window = MODELS["moonshot-v1-8k"].context_window
+    fits = " ".join(["the"] * (window - 4 - 10))  # one token per "the", 4 for the message
+    c = client(offline)
+    ok = c.chat.completions.create(model="moonshot-v1-8k", max_tokens=10,
+                                   messages=[{"role": "user", "content": fits}])
+    assert ok.usage.prompt_tokens == window - 10
+    with pytest.raises(openai.BadRequestError, match="token limit"):
+        c.chat.completions.create(model="moonshot-v1-8k", max_tokens=11,
+                                  messages=[{"role": "user", "content": fits}])
 
 
 def test_chinese_question_gets_chinese_answer(offline):
@@ -313,6 +370,6 @@ def test_deepseek_puts_usage_on_the_finish_chunk_and_never_sends_a_usage_chunk(o
     last = chunks[-1]
     assert last.choices and last.choices[0].finish_reason == "stop"
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
-    assert last.usage is not None and last.usage.completion_tokens == len(split_pieces(text))
+    assert last.usage is not None and last.usage.completion_tokens == count_tokens(text)
     assert all(c.choices for c in chunks), "no usage-only chunk with empty choices"
     assert [c for c in chunks if c.usage is not None] == [last]

@@ -22,6 +22,7 @@ from ..offline import OfflineProvider
 from ..providers import model_traits
 from ..replies import Reply, compose_reply, split_pieces
 from ..settings import OFFLINE_KEY
+from ..tokens import count_tokens
 
 PYTHAGORAS = "What is the Pythagorean theorem?"
 PYTHAGORAS_ZH = "勾股定理是什么？"
@@ -74,3 +75,9 @@ def _reply(question: str, model: str = "moonshot-v1-8k") -> Reply:
 def _pieces(question: str, model: str = "moonshot-v1-8k") -> list[str]:
     """Return the answer pieces the offline provider streams for ``question``."""
     return split_pieces(_reply(question, model).text)
+
+
+def _completion_tokens(question: str, model: str = "moonshot-v1-8k") -> int:
+    """Return the completion tokens the offline provider reports for ``question`` (its rule)."""
+    reply = _reply(question, model)
+    return count_tokens(reply.text) + count_tokens(reply.reasoning)

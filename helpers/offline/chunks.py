@@ -19,19 +19,14 @@ from typing import Any
 import anyio
 
 from ..providers import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, USAGE_TRAILING
-from ..replies import (
-    HOSTILE_REPLY,
-    compose_reply,
-    count_prompt_tokens,
-    filler_reply,
-    split_pieces,
-)
+from ..replies import HOSTILE_REPLY, compose_reply, filler_reply, split_pieces
+from ..tokens import count_prompt_tokens, count_tokens, cut_to_tokens
 from .counters import Counters
 from .errors import DeliberateCut, error_body
 from .gate import HoldGate
 from .plan import STREAM_FAULTS, Plan
 
-__all__ = ["Answer", "compose_answer", "cut_point", "stream_events"]
+__all__ = ["Answer", "compose_answer", "cut_point", "make_answer", "stream_events"]
 
 
 def cut_point(pieces: Sequence[str]) -> int:
@@ -41,7 +36,7 @@ def cut_point(pieces: Sequence[str]) -> int:
 
 @dataclass
 class Answer:
-    """The answer to one plan: its pieces, reasoning pieces, finish reason and usage."""
+    """The answer to one plan: its streamed pieces, reasoning pieces, finish reason and usage."""
 
     pieces: list[str]
     thoughts: list[str]
@@ -50,24 +45,26 @@ class Answer:
 
 
 def compose_answer(plan: Plan, prompt_tokens: int | None = None) -> Answer:
-    """Compose the answer (cut at ``max_tokens``) and count its usage."""
+    """Compose the answer (cut at ``max_tokens`` tokens) and count its usage."""
     if prompt_tokens is None:
         prompt_tokens = count_prompt_tokens(plan.messages)
     reply = compose_reply(plan.messages, reasoning=plan.traits.reasoning)
     text = filler_reply(plan.tokens) if plan.tokens is not None else reply.text
     if plan.hostile:
         text = HOSTILE_REPLY
-    pieces = split_pieces(text)
-    finish = "stop"
-    if plan.max_tokens is not None and len(pieces) > plan.max_tokens:
-        pieces, finish = pieces[: plan.max_tokens], "length"
-    thoughts = split_pieces(reply.reasoning)
-    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens,
-                             "completion_tokens": len(pieces) + len(thoughts),
-                             "total_tokens": prompt_tokens + len(pieces) + len(thoughts)}
-    if thoughts:
-        usage["completion_tokens_details"] = {"reasoning_tokens": len(thoughts)}
-    return Answer(pieces, thoughts, finish, usage)
+    text, cut = cut_to_tokens(text, plan.max_tokens)
+    return make_answer(text, reply.reasoning, "length" if cut else "stop", prompt_tokens)
+
+
+def make_answer(text: str, reasoning: str, finish: str, prompt_tokens: int) -> Answer:
+    """Return the answer as streamed pieces, with usage counted by :mod:`helpers.tokens`."""
+    thinking = count_tokens(reasoning)
+    completion = count_tokens(text) + thinking
+    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                             "total_tokens": prompt_tokens + completion}
+    if reasoning:
+        usage["completion_tokens_details"] = {"reasoning_tokens": thinking}
+    return Answer(split_pieces(text), split_pieces(reasoning), finish, usage)
 
 
 def _sse(payload: dict, ascii_only: bool = False) -> bytes:

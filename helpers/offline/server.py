@@ -18,9 +18,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..providers import MODELS
-from ..replies import count_prompt_tokens
 from ..servers import BackgroundServer
 from ..settings import OFFLINE_KEY
+from ..tokens import count_prompt_tokens
 from .chunks import compose_answer, stream_events
 from .counters import Counters
 from .errors import BadRequest, error_response

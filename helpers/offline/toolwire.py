@@ -24,8 +24,9 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from ..providers import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, USAGE_TRAILING, ToolCallQuirks
-from ..replies import count_prompt_tokens, has_cjk, message_text, split_pieces
-from .chunks import Answer
+from ..replies import has_cjk, message_text, split_pieces
+from ..tokens import count_prompt_tokens, count_tokens, cut_to_tokens
+from .chunks import Answer, make_answer
 from .counters import Counters
 from .errors import BadRequest
 from .gate import HoldGate
@@ -69,7 +70,7 @@ def _usage(plan: Plan, body: dict, turn: ToolTurn, completion: int) -> dict[str,
                              "total_tokens": prompt + completion}
     if turn.thoughts:
         usage["completion_tokens_details"] = {
-            "reasoning_tokens": len(split_pieces(turn.thoughts))}
+            "reasoning_tokens": count_tokens(turn.thoughts)}
     return usage
 
 
@@ -79,10 +80,10 @@ def _deltas(plan: Plan, turn: ToolTurn) -> tuple[list[dict], int]:
     field = plan.traits.reasoning_field or "reasoning_content"
     deltas: list[dict] = [{field: p} for p in split_pieces(turn.thoughts)]
     deltas += [{"content": p} for p in split_pieces(turn.preamble or turn.text)]
-    tokens = len(deltas)
+    tokens = count_tokens(turn.thoughts) + count_tokens(turn.preamble or turn.text)
     for i, call in enumerate(turn.calls):
         deltas += [{"tool_calls": [p]} for p in _pieces(call, i, q)]
-        tokens += 1 + len(fragments(call.arguments))
+        tokens += 1 + count_tokens(call.arguments)  # 1 for the call's name and id
     return deltas, tokens
 
 
@@ -188,11 +189,6 @@ def json_mode_answer(body: dict, plan: Plan, answer: Answer) -> Answer:
     else:
         raise BadRequest("response_format must be {'type': 'text'}, {'type': 'json_object'} or "
                          "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}")
-    pieces = split_pieces(json.dumps(obj, ensure_ascii=False))
-    finish = answer.finish
-    if plan.max_tokens is not None and len(pieces) > plan.max_tokens:
-        pieces, finish = pieces[: plan.max_tokens], "length"
-    usage = dict(answer.usage)
-    usage["completion_tokens"] = len(pieces) + len(answer.thoughts)
-    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    return Answer(pieces, answer.thoughts, finish, usage)
+    text, cut = cut_to_tokens(json.dumps(obj, ensure_ascii=False), plan.max_tokens)
+    return make_answer(text, "".join(answer.thoughts), "length" if cut else answer.finish,
+                       answer.usage["prompt_tokens"])
