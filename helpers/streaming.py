@@ -8,12 +8,20 @@ place: ``choices[0].usage`` (Moonshot, an extra field the SDK keeps as a plain d
 
 Every function accepts any iterable of chunks (a live ``openai.Stream`` or a list), so it can be
 tested without a server. The ``a``-prefixed twins take async iterables.
+
+Time to first token and duration count from *before the request*: connecting, queueing and the
+response headers are part of the wait a user sees. ``create()`` returns only after the headers
+arrived, so a stream handed over already made cannot say when it was asked for. Give
+:func:`collect` the request as a zero-argument callable (``lambda: client.chat.completions.
+create(...)``), and it reads the clock before calling it; or pass ``started``. Without either,
+both timings are ``None`` rather than a number that leaves the wait out.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from openai.types import CompletionUsage
@@ -21,9 +29,16 @@ from openai.types.chat import ChatCompletionChunk
 
 from .usage import find_usage
 
+_Chunks = Iterable[ChatCompletionChunk]
+_AsyncChunks = AsyncIterable[ChatCompletionChunk]
+#: A stream of chunks, or a zero-argument callable that makes the request and returns one.
+ChunkSource = _Chunks | Callable[[], _Chunks]
+#: The async twin: an async stream, or a callable returning one (or an awaitable of one).
+AsyncChunkSource = _AsyncChunks | Callable[[], _AsyncChunks | Awaitable[_AsyncChunks]]
+
 __all__ = [
-    "StreamResult", "acollect", "chunk_finish_reason", "chunk_reasoning", "chunk_text",
-    "chunk_usage", "collect", "iter_text",
+    "AsyncChunkSource", "ChunkSource", "StreamResult", "acollect", "chunk_finish_reason",
+    "chunk_reasoning", "chunk_text", "chunk_usage", "collect", "iter_text",
 ]
 
 
@@ -73,7 +88,11 @@ def iter_text(chunks: Iterable[ChatCompletionChunk]) -> Iterator[str]:
 
 @dataclass
 class StreamResult:
-    """Everything a finished (or stopped) stream told us, with arrival times."""
+    """Everything a finished (or stopped) stream told us, with arrival times.
+
+    ``started`` is when the request was sent if ``from_request`` is true, else only when reading
+    began (then the timings that count from the request are ``None``); ``arrivals`` count from it.
+    """
 
     text: str = ""
     reasoning: str = ""
@@ -81,6 +100,7 @@ class StreamResult:
     usage: CompletionUsage | None = None
     chunks: int = 0
     started: float = 0.0
+    from_request: bool = True
     first_token: float | None = None
     ended: float | None = None
     arrivals: list[float] = field(default_factory=list, repr=False)
@@ -103,17 +123,25 @@ class StreamResult:
 
     @property
     def time_to_first_token(self) -> float | None:
-        """Seconds from the request to the first text."""
-        return None if self.first_token is None else self.first_token - self.started
+        """Seconds from before the request to the first text (None if the request went unseen)."""
+        if self.first_token is None or not self.from_request:
+            return None
+        return self.first_token - self.started
 
     @property
     def duration(self) -> float | None:
-        """Seconds from the request to the last chunk."""
-        return None if self.ended is None else self.ended - self.started
+        """Seconds from before the request to the last chunk (None if the request went unseen)."""
+        if self.ended is None or not self.from_request:
+            return None
+        return self.ended - self.started
 
     @property
     def tokens_per_second(self) -> float | None:
-        """Completion tokens per second after the first token (usage if known, else pieces)."""
+        """Completion tokens per second after the first token (usage if known, else pieces).
+
+        Pieces are what arrived in chunks; a piece is not a token (see ``usage``), so the
+        number is exact only once ``usage`` has come.
+        """
         if self.first_token is None or self.ended is None:
             return None
         span = self.ended - self.first_token
@@ -121,20 +149,34 @@ class StreamResult:
         return tokens / span if span > 0 else None
 
 
-def collect(chunks: Iterable[ChatCompletionChunk], *, started: float | None = None,
+def _begin(source: object, started: float | None,
+           clock: Callable[[], float]) -> tuple[StreamResult, object]:
+    """Start the result: read the clock, then make the request if ``source`` is a callable."""
+    if started is not None:
+        return StreamResult(started=started), source
+    now = clock()
+    if callable(source):
+        return StreamResult(started=now), source()
+    return StreamResult(started=now, from_request=False), source
+
+
+def collect(source: ChunkSource, *, started: float | None = None,
             on_text: Callable[[str], None] | None = None,
             clock: Callable[[], float] = time.perf_counter) -> StreamResult:
     """Consume a stream and return its text, usage, finish_reason and timings.
 
     Args:
-        chunks: the stream (or any iterable of chunks).
-        started: when the request was sent (default: now); time to first token counts from it.
+        source: the request as a zero-argument callable
+            (``lambda: client.chat.completions.create(..., stream=True)``), so the clock starts
+            before it is sent; or a stream (or any iterable of chunks) already made.
+        started: when the request was sent, if you made it yourself (``clock()`` before
+            ``create``); without it a stream already made has no time to first token.
         on_text: called with each piece of text as it arrives (to print it live).
         clock: the time source, replaceable in tests.
     """
-    result = StreamResult(started=clock() if started is None else started)
+    result, chunks = _begin(source, started, clock)
     try:
-        for chunk in chunks:
+        for chunk in chunks:  # type: ignore[attr-defined]
             added = result.add(chunk, clock())
             if added and on_text is not None:
                 on_text(added)
@@ -143,13 +185,15 @@ def collect(chunks: Iterable[ChatCompletionChunk], *, started: float | None = No
     return result
 
 
-async def acollect(chunks: AsyncIterable[ChatCompletionChunk], *, started: float | None = None,
+async def acollect(source: AsyncChunkSource, *, started: float | None = None,
                    on_text: Callable[[str], None] | None = None,
                    clock: Callable[[], float] = time.perf_counter) -> StreamResult:
-    """Consume an async stream; the async twin of :func:`collect`."""
-    result = StreamResult(started=clock() if started is None else started)
+    """Consume an async stream; the async twin of :func:`collect` (a callable may be async)."""
+    result, chunks = _begin(source, started, clock)
+    if inspect.isawaitable(chunks):
+        chunks = await chunks
     try:
-        async for chunk in chunks:
+        async for chunk in chunks:  # type: ignore[attr-defined]
             added = result.add(chunk, clock())
             if added and on_text is not None:
                 on_text(added)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import pytest
 from openai.types import CompletionUsage
@@ -79,12 +80,41 @@ def fake_clock(step: float = 0.5):
 
 
 def test_timings_from_a_controlled_clock():
-    # clock ticks: start=0, chunks at 0.5, 1.0, 1.5, 2.0, end=2.5
-    result = collect(moonshot_stream(), clock=fake_clock())
-    assert result.time_to_first_token == 1.0  # the role chunk carries no text
-    assert result.arrivals == [1.0, 1.5]
-    assert result.duration == 2.5
+    # clock ticks: start=0 (before the request is made), chunks at 0.5, 1.0, 1.5, 2.0, end=2.5
+    made: list[float] = []
+    clock = fake_clock()
+
+    def request():
+        made.append(clock())  # the request itself takes a tick: 0.5
+        return moonshot_stream()
+
+    result = collect(request, clock=clock)
+    assert made == [0.5] and result.from_request
+    assert result.time_to_first_token == 1.5  # the role chunk carries no text
+    assert result.arrivals == [1.5, 2.0]
+    assert result.duration == 3.0
     assert result.tokens_per_second == pytest.approx(2 / 1.5)
+
+
+def test_a_stream_already_made_has_no_time_to_first_token_unless_told_when_it_was_asked():
+    result = collect(moonshot_stream(), clock=fake_clock())
+    assert not result.from_request and result.text == "Hello"
+    assert result.time_to_first_token is None and result.duration is None
+    assert result.arrivals == [1.0, 1.5] and result.tokens_per_second == pytest.approx(2 / 1.5)
+    told = collect(moonshot_stream(), started=-3.0, clock=fake_clock())
+    assert told.time_to_first_token == 3.5 and told.duration == 5.0  # chunks at 0, 0.5, ...; end 2
+
+
+def test_acollect_takes_the_time_before_an_async_request():
+    clock = fake_clock()
+
+    async def request():  # like AsyncOpenAI's create(): a coroutine that returns the stream
+        clock()
+        return agen(moonshot_stream())
+
+    result = asyncio.run(acollect(request, clock=clock))
+    assert result.text == "Hello" and result.time_to_first_token == 1.5
+    assert asyncio.run(acollect(agen(moonshot_stream()))).time_to_first_token is None
 
 
 def test_on_text_sees_each_piece_and_partial_text_survives_an_error():
@@ -99,12 +129,13 @@ def test_on_text_sees_each_piece_and_partial_text_survives_an_error():
     assert seen == ["Hel"]
 
 
-def test_acollect_matches_collect():
-    async def agen():
-        for c in moonshot_stream():
-            yield c
+async def agen(chunks):
+    for c in chunks:
+        yield c
 
-    sync, asynchronous = collect(moonshot_stream()), asyncio.run(acollect(agen()))
+
+def test_acollect_matches_collect():
+    sync, asynchronous = collect(moonshot_stream()), asyncio.run(acollect(agen(moonshot_stream())))
     assert (asynchronous.text, asynchronous.finish_reason, asynchronous.chunks) == (
         sync.text, sync.finish_reason, sync.chunks)
 
@@ -117,3 +148,39 @@ def test_usage_from_a_real_moonshot_stream(offline):
     assert [chunk_usage(ch) is not None for ch in chunks][-1]
     text = "".join(iter_text(chunks))
     assert collect(chunks).usage.completion_tokens == count_tokens(text)  # the offline rule
+
+
+HEADERS_DELAY = 0.3
+SLOW_HEADERS = [{"role": "user", "content": f"hi [delay-headers:{int(HEADERS_DELAY * 1000)}]"}]
+
+
+def test_time_to_first_token_counts_the_wait_for_the_response_headers(offline):
+    import openai
+    c = openai.OpenAI(base_url=offline.base_url, api_key="k", max_retries=0)
+
+    def request():
+        return c.chat.completions.create(model="moonshot-v1-8k", stream=True,
+                                         messages=SLOW_HEADERS)
+
+    before = time.perf_counter()
+    stream = request()
+    assert time.perf_counter() - before >= HEADERS_DELAY  # create() waits for the headers
+    made_first = collect(stream)
+    assert made_first.time_to_first_token is None  # it cannot know: no number that hides it
+    result = collect(request)
+    assert result.time_to_first_token >= HEADERS_DELAY and result.duration >= HEADERS_DELAY
+    assert result.text == made_first.text and offline.stats()["completed"] == 2
+
+
+def test_async_time_to_first_token_counts_the_wait_for_the_response_headers(offline):
+    import openai
+
+    async def main():
+        async with openai.AsyncOpenAI(base_url=offline.base_url, api_key="k",
+                                      max_retries=0) as c:
+            return await acollect(lambda: c.chat.completions.create(
+                model="moonshot-v1-8k", stream=True, messages=SLOW_HEADERS))
+
+    result = asyncio.run(main())
+    assert result.time_to_first_token >= HEADERS_DELAY and result.text
+    assert offline.stats()["completed"] == 1

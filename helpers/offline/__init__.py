@@ -25,6 +25,7 @@ Markers in the last user message provoke behaviour on demand (lessons, tests, th
 ``[fault:malformed]``  some text, then a chunk that is not JSON
 ``[hold]``             the final chunk waits until :meth:`OfflineProvider.release`
 ``[delay:N]``          N ms between chunks for this request
+``[delay-headers:N]``  N ms before the response headers (queueing; time to first token)
 ``[tokens:N]``         an answer of exactly N tokens (filler words)
 ``[hostile]``          an answer full of raw HTML and script links (``replies.HOSTILE_REPLY``)
 =====================  ===================================================================

@@ -1,10 +1,10 @@
 """The request plan: one chat request read, validated, and its markers turned into intentions.
 
-Markers in the last user message (``[fault:...]``, ``[hold]``, ``[delay:N]``, ``[tokens:N]``,
-``[hostile]``)
-are taken out of the text before the answer is composed, so the answer is the same with or
-without them. The wire traits come from the one table (:func:`helpers.providers.model_traits`),
-looked up per request, so a changed trait changes the very next stream.
+Markers in the last user message (``[fault:...]``, ``[hold]``, ``[delay:N]``,
+``[delay-headers:N]``, ``[tokens:N]``, ``[hostile]``) are taken out of the text before the
+answer is composed, so the answer is the same with or without them. The wire traits come from
+the one table (:func:`helpers.providers.model_traits`), looked up per request, so a changed
+trait changes the very next stream.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ MAX_TOKENS_MARKER = 100_000
 ROLES = {"system", "user", "assistant", "tool"}
 #: faults that happen inside a stream, after some text (the others are HTTP statuses)
 STREAM_FAULTS = {"midstream", "cut", "stall", "malformed"}
-MARKER = re.compile(r"\[(fault|hold|delay|tokens|hostile)(?::([a-z0-9]+))?(?::(\d+))?\]", re.I)
+MARKER = re.compile(r"\[(fault|hold|delay-headers|delay|tokens|hostile)"
+                    r"(?::([a-z0-9]+))?(?::(\d+))?\]", re.I)
+MAX_HEADERS_DELAY_MS = 60_000
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Plan:
     tokens: int | None
     body_hash: str
     hostile: bool = False
+    headers_delay_s: float = 0.0
 
 
 def _validate(body: Any) -> None:
@@ -92,7 +95,7 @@ def make_plan(body: Any, delay_ms: float) -> Plan:
                       if m.get("role") == "user"), "")
     fault = fault_arg = tokens = None
     hold = hostile = False
-    delay_s = delay_ms / 1000
+    delay_s, headers_delay_s = delay_ms / 1000, 0.0
     for kind, arg, num in MARKER.findall(last_user):
         kind = kind.lower()
         if kind == "fault":
@@ -102,6 +105,8 @@ def make_plan(body: Any, delay_ms: float) -> Plan:
             hold = True
         elif kind == "hostile":
             hostile = True
+        elif kind == "delay-headers" and arg.isdigit():
+            headers_delay_s = min(int(arg), MAX_HEADERS_DELAY_MS) / 1000
         elif kind == "delay" and arg.isdigit():
             delay_s = int(arg) / 1000
         elif kind == "tokens" and arg.isdigit():
@@ -119,6 +124,7 @@ def make_plan(body: Any, delay_ms: float) -> Plan:
         max_tokens=body.get("max_tokens", body.get("max_completion_tokens")),
         fault=fault, fault_arg=fault_arg, hold=hold, delay_s=delay_s, tokens=tokens,
         body_hash=hashlib.sha256(canonical).hexdigest(), hostile=hostile,
+        headers_delay_s=headers_delay_s,
     )
 
 

@@ -8,6 +8,7 @@ thread, so a notebook cell can start it and keep going. The process's shared ins
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -198,6 +199,8 @@ class OfflineProvider:
             turn = plan_tool_turn(body, plan)  # tools: a call, or an answer from results
         except BadRequest as exc:
             return error_response(exc.status, str(exc), "invalid_request_error")
+        if plan.headers_delay_s:  # [delay-headers:N]: queueing before the response starts
+            await asyncio.sleep(plan.headers_delay_s)
         status = status_fault(plan)
         if status == 429 and plan.fault_arg is not None:
             tries = self._attempts.get(plan.body_hash, 0) + 1
