@@ -1,35 +1,43 @@
-"""Lesson 4 solutions: read the relay's events from Python; tell a whole answer from a cut one."""
+"""Lesson 4 solutions: a relay that says how it ended; the page's event splitter in Python."""
 
 from __future__ import annotations
 
-import httpx
-from httpx_sse import connect_sse
+import json
+
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+from openai import AsyncOpenAI
 
 
-def relay_answer(url: str, question: str) -> tuple[str, dict | None]:
-    """Exercise 1: stream one answer from the relay; return (text, the usage event's data)."""
-    text, usage = "", None
-    with httpx.Client(base_url=url) as client:
-        with connect_sse(client, "POST", "api/chat/stream",
-                         json={"question": question}) as source:
-            for event in source.iter_sse():
-                if event.event == "delta":
-                    text += event.json()["content"]
-                elif event.event == "usage":
-                    usage = event.json()
-    return text, usage
+def make_relay(aclient: AsyncOpenAI, model: str) -> FastAPI:
+    """Exercise 1: section 1's relay, whose `done` event carries the finish_reason."""
+    app = FastAPI()
+
+    @app.post("/chat")
+    async def chat(body: dict) -> StreamingResponse:
+        async def events():
+            stream = await aclient.chat.completions.create(
+                model=model, stream=True, messages=[{"role": "user", "content": body["question"]}])
+            finish_reason = None
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    data = json.dumps({"content": chunk.choices[0].delta.content})
+                    yield f"event: delta\ndata: {data}\n\n"
+                if chunk.choices and chunk.choices[0].finish_reason:
+                    finish_reason = chunk.choices[0].finish_reason
+            yield f"event: done\ndata: {json.dumps({'finish_reason': finish_reason})}\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    return app
 
 
-def ask_checked(url: str, question: str) -> tuple[str, bool]:
-    """Exercise 2: return (the text so far, True only if the relay said `done`)."""
-    text, finished = "", False
-    with httpx.Client(base_url=url) as client:
-        with connect_sse(client, "POST", "api/chat/stream",
-                         json={"question": question}) as source:
-            for event in source.iter_sse():
-                if event.event == "delta":
-                    text += event.json()["content"]
-                elif event.event == "done":
-                    finished = True
-    # An `error` event, or a connection that ends without `done`, leaves finished False.
-    return text, finished
+def split_events(buffer: str) -> tuple[list[tuple[str, object]], str]:
+    """Exercise 2: the complete events in ``buffer`` as (name, data), and the incomplete rest."""
+    *complete, rest = buffer.split("\n\n")
+    events = []
+    for block in complete:
+        fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
+        events.append((fields.get("event", "message"), json.loads(fields["data"])))
+    return events, rest

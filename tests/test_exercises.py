@@ -25,6 +25,8 @@ from helpers.exercises import (
     check_lesson3_ex2,
     check_lesson4_ex1,
     check_lesson4_ex2,
+    check_lesson4b_ex1,
+    check_lesson4b_ex2,
     check_lesson5_ex1,
     check_lesson5_ex2,
     check_lesson6_ex1,
@@ -42,7 +44,7 @@ NOTEBOOKS = {
 }
 
 
-def solution(lesson: int) -> ModuleType:
+def solution(lesson: int | str) -> ModuleType:
     """Import solutions/lessonN.py (a folder of the project, not an installed package)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -161,28 +163,73 @@ def test_lesson3_a_chat_without_the_question_is_told(capsys):
 
 def test_lesson4_solutions_pass(capsys):
     answers = solution(4)
-    check_lesson4_ex1(answers.relay_answer)
+    check_lesson4_ex1(answers.make_relay)
+    assert verdict(capsys).startswith("✅ two answers streamed, each ending with done")
+    check_lesson4_ex2(answers.split_events)
+    assert verdict(capsys).startswith("✅ the same four events however the stream was cut")
+
+
+def test_lesson4_the_lessons_own_relay_is_told_to_say_how_it_ended(capsys):
+    """Section 1's relay as it is: its `done` event carries {}."""
+    import json as _json
+
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    def make_relay(aclient, model):
+        app = FastAPI()
+
+        @app.post("/chat")
+        async def chat(body: dict):
+            async def events():
+                stream = await aclient.chat.completions.create(
+                    model=model, stream=True,
+                    messages=[{"role": "user", "content": body["question"]}])
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        data = _json.dumps({"content": chunk.choices[0].delta.content})
+                        yield f"event: delta\ndata: {data}\n\n"
+                yield "event: done\ndata: {}\n\n"
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return app
+
+    check_lesson4_ex1(make_relay)
+    assert verdict(capsys).startswith("not yet: `done` carried {}")
+
+
+def test_lesson4_a_splitter_that_drops_the_tail_is_told(capsys):
+    def split_events(buffer):
+        events, _rest = solution(4).split_events(buffer)
+        return events, ""  # forgets the incomplete tail
+
+    check_lesson4_ex2(split_events)
+    assert verdict(capsys).startswith("not yet: read in pieces of 1 characters")
+
+
+def test_lesson4b_solutions_pass(capsys):
+    answers = solution("4b")
+    check_lesson4b_ex1(answers.relay_answer)
     assert verdict(capsys).startswith("✅ 74 pieces of text, and usage")
-    check_lesson4_ex2(answers.ask_checked)
+    check_lesson4b_ex2(answers.ask_checked)
     assert verdict(capsys).startswith("✅ finished is True only after `done`")
 
 
-def test_lesson4_forgetting_the_usage_event_is_told(capsys):
+def test_lesson4b_forgetting_the_usage_event_is_told(capsys):
     def relay_answer(url, question):
-        return solution(4).relay_answer(url, question)[0], None
+        return solution("4b").relay_answer(url, question)[0], None
 
-    check_lesson4_ex1(relay_answer)
+    check_lesson4b_ex1(relay_answer)
     assert verdict(capsys).startswith("not yet: usage should be the data of the `usage` event")
 
 
-def test_lesson4_the_raw_route_cannot_tell_a_cut_answer(capsys):
+def test_lesson4b_the_raw_route_cannot_tell_a_cut_answer(capsys):
     import httpx
 
     def ask_checked(url, question):
         raw = httpx.post(url + "chatbot/llm/chatstream", json={"question": question})
         return raw.text, raw.status_code == 200  # 200 and a text that just stops
 
-    check_lesson4_ex2(ask_checked)
+    check_lesson4b_ex2(ask_checked)
     assert verdict(capsys) == ("not yet: the provider failed midway: the relay sent an `error` "
                                "event, so finished should be False, got True")
 

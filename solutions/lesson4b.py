@@ -1,0 +1,35 @@
+"""Hardened-relay lesson solutions: read the relay's events; tell a whole answer from a cut one."""
+
+from __future__ import annotations
+
+import httpx
+from httpx_sse import connect_sse
+
+
+def relay_answer(url: str, question: str) -> tuple[str, dict | None]:
+    """Exercise 1: stream one answer from the relay; return (text, the usage event's data)."""
+    text, usage = "", None
+    with httpx.Client(base_url=url) as client:
+        with connect_sse(client, "POST", "api/chat/stream",
+                         json={"question": question}) as source:
+            for event in source.iter_sse():
+                if event.event == "delta":
+                    text += event.json()["content"]
+                elif event.event == "usage":
+                    usage = event.json()
+    return text, usage
+
+
+def ask_checked(url: str, question: str) -> tuple[str, bool]:
+    """Exercise 2: return (the text so far, True only if the relay said `done`)."""
+    text, finished = "", False
+    with httpx.Client(base_url=url) as client:
+        with connect_sse(client, "POST", "api/chat/stream",
+                         json={"question": question}) as source:
+            for event in source.iter_sse():
+                if event.event == "delta":
+                    text += event.json()["content"]
+                elif event.event == "done":
+                    finished = True
+    # An `error` event, or a connection that ends without `done`, leaves finished False.
+    return text, finished
