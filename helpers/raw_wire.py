@@ -1,10 +1,10 @@
-"""Lesson 5's raw-line inspector: a stream's Server-Sent Event lines as sent, and what was where.
+"""Lesson 6's raw-line inspector: a stream's Server-Sent Event lines as sent, and what was where.
 
 The SDK hides two things a provider comparison needs to see: comment lines (DeepSeek's
 ``: keep-alive``, which the SSE decoder drops by design) and the exact place ``usage`` sat in
 the JSON. So :func:`raw_sse_lines` posts the request with plain ``httpx`` and returns the lines
 exactly as they arrived, and :func:`describe_wire` summarises such a list; both are small on
-purpose, so lesson 5 can show them side by side for every provider flavour.
+purpose, so lesson 6 can show them side by side for every provider flavour.
 
 Deliberate choices: ``describe_wire`` is a pure function over ``list[str]`` (testable without a
 server); it reports usage placement in the words the lessons use, decided by

@@ -1,37 +1,35 @@
-"""Lesson 5 solutions: total tokens from any provider, and reasoning kept apart from the answer."""
+"""Lesson 5 solutions: read the hardened relay's events; tell a whole answer from a cut one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from openai import OpenAI
-from openai.types.chat import ChatCompletionChunk
-
-from helpers import chunk_usage
+import httpx
+from httpx_sse import connect_sse
 
 
-def ask_with_usage(client: OpenAI, model: str, question: str) -> tuple[str, int | None]:
-    """Exercise 1: stream an answer and return (text, total_tokens), whatever the provider."""
-    stream = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": question}], stream=True,
-        stream_options={"include_usage": True})  # Moonshot ignores it, the others need it
-    text, total = "", None
-    for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        usage = chunk_usage(chunk)  # choices[0].usage or the trailing chunk: either is fine
-        if usage is not None:
-            total = usage.total_tokens
-    return text, total
+def relay_answer(url: str, question: str) -> tuple[str, dict | None]:
+    """Exercise 1: stream one answer from the relay; return (text, the usage event's data)."""
+    text, usage = "", None
+    with httpx.Client(base_url=url) as client:
+        with connect_sse(client, "POST", "api/chat/stream",
+                         json={"question": question}) as source:
+            for event in source.iter_sse():
+                if event.event == "delta":
+                    text += event.json()["content"]
+                elif event.event == "usage":
+                    usage = event.json()
+    return text, usage
 
 
-def split_thinking(stream: Iterable[ChatCompletionChunk]) -> tuple[str, str]:
-    """Exercise 2: return (reasoning, answer) from a stream, by hand."""
-    reasoning, answer = [], []
-    for chunk in stream:
-        if not chunk.choices:
-            continue
-        delta = chunk.choices[0].delta
-        reasoning.append(getattr(delta, "reasoning_content", None) or "")
-        answer.append(delta.content or "")
-    return "".join(reasoning), "".join(answer)
+def ask_checked(url: str, question: str) -> tuple[str, bool]:
+    """Exercise 2: return (the text so far, True only if the relay said `done`)."""
+    text, finished = "", False
+    with httpx.Client(base_url=url) as client:
+        with connect_sse(client, "POST", "api/chat/stream",
+                         json={"question": question}) as source:
+            for event in source.iter_sse():
+                if event.event == "delta":
+                    text += event.json()["content"]
+                elif event.event == "done":
+                    finished = True
+    # An `error` event, or a connection that ends without `done`, leaves finished False.
+    return text, finished

@@ -19,14 +19,14 @@ def tool(name: str) -> ModuleType:
 
 
 def test_build_docs_renders_a_lesson_with_its_outputs_and_an_index(tmp_path):
-    lesson = ROOT / "notebooks" / "05_providers_and_quirks.ipynb"
+    lesson = ROOT / "notebooks" / "06_providers_and_quirks.ipynb"
     assert tool("build_docs").main(["--out", str(tmp_path), str(lesson)]) == 0
-    page = (tmp_path / "05_providers_and_quirks.html").read_text(encoding="utf-8")
-    assert "Lesson 5 · Providers and their quirks" in page
+    page = (tmp_path / "06_providers_and_quirks.html").read_text(encoding="utf-8")
+    assert "Lesson 6 · Providers and their quirks" in page
     assert "choices[0].usage + trailing chunk" in page  # an output, not just the source
     assert "勾股定理" in page
     index = (tmp_path / "index.html").read_text(encoding="utf-8")
-    link = '<a href="05_providers_and_quirks.html">Lesson 5 · Providers and their quirks</a>'
+    link = '<a href="06_providers_and_quirks.html">Lesson 6 · Providers and their quirks</a>'
     assert link in index
 
 

@@ -25,12 +25,12 @@ from helpers.exercises import (
     check_lesson3_ex2,
     check_lesson4_ex1,
     check_lesson4_ex2,
-    check_lesson4b_ex1,
-    check_lesson4b_ex2,
     check_lesson5_ex1,
     check_lesson5_ex2,
     check_lesson6_ex1,
     check_lesson6_ex2,
+    check_lesson7_ex1,
+    check_lesson7_ex2,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,13 +38,14 @@ NOTEBOOKS = {
     1: ROOT / "notebooks" / "01_configure_the_sdk.ipynb",
     2: ROOT / "notebooks" / "02_streaming_chunks.ipynb",
     3: ROOT / "notebooks" / "03_live_widgets.ipynb",
-    4: ROOT / "notebooks" / "04_relay_and_browser.ipynb",
-    5: ROOT / "notebooks" / "05_providers_and_quirks.ipynb",
-    6: ROOT / "notebooks" / "06_errors_and_resilience.ipynb",
+    4: ROOT / "notebooks" / "04_relay_from_scratch.ipynb",
+    5: ROOT / "notebooks" / "05_hardened_relay.ipynb",
+    6: ROOT / "notebooks" / "06_providers_and_quirks.ipynb",
+    7: ROOT / "notebooks" / "07_errors_and_resilience.ipynb",
 }
 
 
-def solution(lesson: int | str) -> ModuleType:
+def solution(lesson: int) -> ModuleType:
     """Import solutions/lessonN.py (a folder of the project, not an installed package)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -206,53 +207,53 @@ def test_lesson4_a_splitter_that_drops_the_tail_is_told(capsys):
     assert verdict(capsys).startswith("not yet: read in pieces of 1 characters")
 
 
-def test_lesson4b_solutions_pass(capsys):
-    answers = solution("4b")
-    check_lesson4b_ex1(answers.relay_answer)
+def test_lesson5_solutions_pass(capsys):
+    answers = solution(5)
+    check_lesson5_ex1(answers.relay_answer)
     assert verdict(capsys).startswith("✅ 74 pieces of text, and usage")
-    check_lesson4b_ex2(answers.ask_checked)
+    check_lesson5_ex2(answers.ask_checked)
     assert verdict(capsys).startswith("✅ finished is True only after `done`")
 
 
-def test_lesson4b_forgetting_the_usage_event_is_told(capsys):
+def test_lesson5_forgetting_the_usage_event_is_told(capsys):
     def relay_answer(url, question):
-        return solution("4b").relay_answer(url, question)[0], None
+        return solution(5).relay_answer(url, question)[0], None
 
-    check_lesson4b_ex1(relay_answer)
+    check_lesson5_ex1(relay_answer)
     assert verdict(capsys).startswith("not yet: usage should be the data of the `usage` event")
 
 
-def test_lesson4b_the_raw_route_cannot_tell_a_cut_answer(capsys):
+def test_lesson5_the_raw_route_cannot_tell_a_cut_answer(capsys):
     import httpx
 
     def ask_checked(url, question):
         raw = httpx.post(url + "chatbot/llm/chatstream", json={"question": question})
         return raw.text, raw.status_code == 200  # 200 and a text that just stops
 
-    check_lesson4b_ex2(ask_checked)
+    check_lesson5_ex2(ask_checked)
     assert verdict(capsys) == ("not yet: the provider failed midway: the relay sent an `error` "
                                "event, so finished should be False, got True")
 
 
-def test_lesson5_solutions_pass(capsys):
-    answers = solution(5)
-    check_lesson5_ex1(answers.ask_with_usage)
+def test_lesson6_solutions_pass(capsys):
+    answers = solution(6)
+    check_lesson6_ex1(answers.ask_with_usage)
     assert verdict(capsys).startswith("✅")
-    check_lesson5_ex2(answers.split_thinking)
+    check_lesson6_ex2(answers.split_thinking)
     assert verdict(capsys).startswith("✅")
 
 
-def test_lesson5_forgetting_include_usage_is_told(capsys):
+def test_lesson6_forgetting_include_usage_is_told(capsys):
     def ask_with_usage(client, model, question):
         result = collect(client.chat.completions.create(
             model=model, messages=[{"role": "user", "content": question}], stream=True))
         return result.text, result.usage.total_tokens if result.usage else None
 
-    check_lesson5_ex1(ask_with_usage)
+    check_lesson6_ex1(ask_with_usage)
     assert verdict(capsys).startswith("not yet: qwen-plus gave no total")
 
 
-def test_lesson5_reading_usage_only_from_empty_choices_chunks_is_told(capsys):
+def test_lesson6_reading_usage_only_from_empty_choices_chunks_is_told(capsys):
     def ask_with_usage(client, model, question):
         text, total = "", None
         for chunk in client.chat.completions.create(
@@ -265,34 +266,34 @@ def test_lesson5_reading_usage_only_from_empty_choices_chunks_is_told(capsys):
                 total = chunk.usage.total_tokens
         return text, total
 
-    check_lesson5_ex1(ask_with_usage)
+    check_lesson6_ex1(ask_with_usage)
     assert verdict(capsys).startswith("not yet: deepseek-chat gave no total: its usage is at")
 
 
-def test_lesson5_mixing_reasoning_into_the_answer_is_told(capsys):
+def test_lesson6_mixing_reasoning_into_the_answer_is_told(capsys):
     def split_thinking(stream):
         result = collect(stream)
         return "", result.reasoning + result.text
 
-    check_lesson5_ex2(split_thinking)
+    check_lesson6_ex2(split_thinking)
     assert verdict(capsys).startswith("not yet: deepseek-reasoner: the answer differs")
 
 
-def test_lesson6_solutions_pass(capsys):
-    answers = solution(6)
-    check_lesson6_ex1(answers.should_retry)
+def test_lesson7_solutions_pass(capsys):
+    answers = solution(7)
+    check_lesson7_ex1(answers.should_retry)
     assert verdict(capsys).startswith("✅")
-    check_lesson6_ex2(answers.ask_keep_partial)
+    check_lesson7_ex2(answers.ask_keep_partial)
     assert verdict(capsys).startswith("✅")
 
 
-def test_lesson6_retrying_everything_is_told(capsys):
-    check_lesson6_ex1(lambda err: True)
+def test_lesson7_retrying_everything_is_told(capsys):
+    check_lesson7_ex1(lambda err: True)
     assert verdict(capsys) == ("not yet: should_retry(BadRequestError) is True, expected False: "
                                "the same request fails the same way")
 
 
-def test_lesson6_losing_the_partial_text_is_told(capsys):
+def test_lesson7_losing_the_partial_text_is_told(capsys):
     def ask_keep_partial(client, model, messages):
         try:
             return collect(client.chat.completions.create(
@@ -300,7 +301,7 @@ def test_lesson6_losing_the_partial_text_is_told(capsys):
         except openai.APIError as err:
             return "", err
 
-    check_lesson6_ex2(ask_keep_partial)
+    check_lesson7_ex2(ask_keep_partial)
     assert verdict(capsys).startswith("not yet: the text so far should be kept")
 
 
@@ -308,5 +309,5 @@ def test_a_check_reports_the_learners_exception_instead_of_raising(capsys):
     def broken(*args):
         raise KeyError("oops")
 
-    check_lesson6_ex1(broken)
+    check_lesson7_ex1(broken)
     assert verdict(capsys) == "not yet: your code raised KeyError: 'oops'"

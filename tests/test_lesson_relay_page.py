@@ -19,7 +19,7 @@ from helpers.servers import BackgroundServer
 from helpers.settings import OFFLINE_KEY, Config
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
-LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "04_relay_and_browser.ipynb"
+LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "04_relay_from_scratch.ipynb"
 QUESTION = "What is the Pythagorean theorem?"
 MARKERS = ("from helpers import BackgroundServer", "app = FastAPI()", "READER_JS = ", "PAGE = ")
 

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ALL = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 #: Lessons whose exercises have self-checks (helpers/exercises.py).
 CHECKED = {1: "01_configure_the_sdk", 2: "02_streaming_chunks", 3: "03_live_widgets",
-           4: "04_relay_and_browser", 5: "05_providers_and_quirks",
-           6: "06_errors_and_resilience", 8: "08_tool_calls"}
+           4: "04_relay_from_scratch", 5: "05_hardened_relay", 6: "06_providers_and_quirks",
+           7: "07_errors_and_resilience", 8: "08_tool_calls"}
 KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
 
 

@@ -1,6 +1,6 @@
 """The chat page in headless Chromium: a conversation, rendered math, safety, Stop, errors.
 
-Also the blog-style page (another origin, the raw text route), unchanged from lesson 4.
+Also the blog-style page (another origin, the raw text route), unchanged from lesson 5.
 ``chatPage.turns()`` is the page's own record of the conversation (question, raw answer text,
 outcome); the DOM is checked for what a reader sees.
 """

@@ -38,7 +38,7 @@ from helpers.streaming import chunk_usage
 from helpers.usage import find_usage
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSON5 = ROOT / "notebooks" / "05_providers_and_quirks.ipynb"
+LESSON5 = ROOT / "notebooks" / "06_providers_and_quirks.ipynb"
 #: the call lesson 5 makes; the test below renders it again and compares
 LESSON5_COLUMNS = ("usage", "asked", "keep_alive", "reasoning")
 LESSON5_CALL = 'comparison_table(columns=("usage", "asked", "keep_alive", "reasoning"))'

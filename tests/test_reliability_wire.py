@@ -2,7 +2,7 @@
 fuzzed in tests/js/sse_fuzz.test.js).
 
 Four parsers read our bytes or a provider's: the openai SDK's decoder (lessons read the
-provider with it), the relay's own upstream decoder (helpers/sse.py), httpx-sse (lesson 4
+provider with it), the relay's own upstream decoder (helpers/sse.py), httpx-sse (lesson 5
 reads the relay with it) and the page's sse.js. One encoder
 writes them: :func:`helpers.sse.encode_event`. Every case here checks that the text that
 comes out is exactly the text that went in, whatever the line endings, the read boundaries

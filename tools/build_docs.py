@@ -5,7 +5,7 @@ rendered as they are: what a reader sees is exactly what CI verified. ``--execut
 one first (offline, in memory; the files are not changed) for a build from scratch.
 
     python tools/build_docs.py                   # every notebooks/*.ipynb -> site/
-    python tools/build_docs.py --out /tmp/site notebooks/05_providers_and_quirks.ipynb
+    python tools/build_docs.py --out /tmp/site notebooks/06_providers_and_quirks.ipynb
 """
 
 from __future__ import annotations

@@ -4,72 +4,68 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-import openai
-
-from ..offline import cut_point
+from ..providers import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, model_traits
 from ._common import (
-    PYTHAGORAS,
+    PYTHAGORAS_ZH,
     _client,
     _pieces,
     _provider,
+    _reply,
     _report,
     _require,
 )
 
-
-def _status_error(client: openai.OpenAI, code: int) -> openai.APIStatusError:
-    try:
-        client.chat.completions.create(
-            model="moonshot-v1-8k", messages=[{"role": "user", "content": f"hi [fault:{code}]"}])
-    except openai.APIStatusError as err:
-        return err
-    raise RuntimeError(f"the checker expected a {code}")  # pragma: no cover
+_FLAVOURS = ("moonshot-v1-8k", "qwen-plus", "deepseek-chat", "gpt-4o-mini")
 
 
-@_report
-def check_lesson6_ex1(should_retry: Any) -> str:
-    """Check lesson 6, exercise 1: ``should_retry(err)`` for every kind of failure."""
-    _require(callable(should_retry), "pass the function: check_lesson6_ex1(should_retry)")
-    client = _client(_provider(), max_retries=0)
-    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
-    cases: list[tuple[BaseException, bool, str]] = [
-        (_status_error(client, 429), True, "a 429 passes if you wait"),
-        (_status_error(client, 500), True, "a 500 is the provider's hiccup"),
-        (_status_error(client, 503), True, "an overloaded engine recovers"),
-        (openai.APITimeoutError(request=request), True, "a timeout may pass"),
-        (openai.APIConnectionError(request=request), True, "the network may come back"),
-        (_status_error(client, 400), False, "the same request fails the same way"),
-        (_status_error(client, 401), False, "a wrong key stays wrong"),
-        (_status_error(client, 403), False, "permissions do not change by waiting"),
-        (_status_error(client, 404), False, "the model will not appear"),
-    ]
-    for err, expected, why in cases:
-        got = should_retry(err)
-        _require(got is not None, f"should_retry({type(err).__name__}) returned None: "
-                                  "return True or False")
-        _require(bool(got) == expected,
-                 f"should_retry({type(err).__name__}) is {bool(got)}, expected {expected}: {why}")
-    return "retry 429, 5xx, timeouts and connection errors; never 400, 401, 403, 404."
+def _no_total_hint(model: str) -> str:
+    """Say where this model's usage is, from the providers table, for a missing total."""
+    traits = model_traits(model)
+    if traits.usage_unasked == USAGE_TOP_LEVEL:
+        return (f"{model} gave no total: its usage is at the top level of the chunk that has "
+                "finish_reason (read chunk.usage on every chunk, not only when choices is empty)")
+    if traits.usage_unasked == USAGE_IN_CHOICE:
+        return (f"{model} gave no total: its usage is inside choices[0] of the last chunk "
+                "(an extra field: choices[0].model_extra['usage'])")
+    return (f"{model} gave no total: OpenAI-style providers send usage only with "
+            "stream_options={'include_usage': True}")
 
 
 @_report
-def check_lesson6_ex2(ask_keep_partial: Any) -> str:
-    """Check lesson 6, exercise 2: ``ask_keep_partial(client, model, messages)``."""
-    _require(callable(ask_keep_partial), "pass the function: check_lesson6_ex2(ask_keep_partial)")
-    client, pieces = _client(_provider(), max_retries=0), _pieces(PYTHAGORAS)
-    broken = [{"role": "user", "content": PYTHAGORAS + " [fault:midstream]"}]
-    got = ask_keep_partial(client, "moonshot-v1-8k", broken)
-    _require(got is not None, "ask_keep_partial returned None: return (text, error)")
-    text, error = got
-    _require(isinstance(error, openai.APIError),
-             f"after a mid-stream failure the error should be the APIError, got {error!r}")
-    partial = "".join(pieces[: cut_point(pieces)])  # where the offline provider's faults cut
-    _require(text == partial, f"the text so far should be kept: expected {len(partial)} "
-                              f"characters, got {len(text or '')}")
-    text, error = ask_keep_partial(client, "moonshot-v1-8k",
-                                   [{"role": "user", "content": PYTHAGORAS}])
-    _require(error is None, f"a good stream should give error None, got {error!r}")
-    _require(text == "".join(pieces), "a good stream should give the whole answer")
-    return (f"{len(partial)} characters kept after the failure, and the whole answer when "
-            "nothing fails.")
+def check_lesson6_ex1(ask_with_usage: Any) -> str:
+    """Check lesson 6, exercise 1: text and total tokens from every provider flavour."""
+    _require(callable(ask_with_usage), "pass the function: check_lesson6_ex1(ask_with_usage)")
+    provider = _provider()
+    client = _client(provider)
+    for model in _FLAVOURS:
+        streams = provider.stats()["streams"]
+        got = ask_with_usage(client, model, PYTHAGORAS_ZH)
+        _require(got is not None, f"ask_with_usage returned None for {model}: return "
+                                  "(text, total_tokens)")
+        text, total = got
+        _require(provider.stats()["streams"] > streams, f"{model}: use stream=True")
+        _require(text == "".join(_pieces(PYTHAGORAS_ZH)),
+                 f"{model}: the text differs from the answer (join every delta.content)")
+        _require(total is not None, _no_total_hint(model))
+        _require(isinstance(total, int) and total > 0, f"{model}: total should be an int > 0, "
+                                                       f"got {total!r}")
+    return f"text and total tokens from all of {', '.join(_FLAVOURS)}."
+
+
+@_report
+def check_lesson6_ex2(split_thinking: Any) -> str:
+    """Check lesson 6, exercise 2: ``split_thinking(stream)`` -> (reasoning, answer)."""
+    _require(callable(split_thinking), "pass the function: check_lesson6_ex2(split_thinking)")
+    client = _client(_provider())
+    for model in ("deepseek-reasoner", "kimi-k2-thinking", "deepseek-chat"):
+        reply = _reply(PYTHAGORAS_ZH, model)
+        stream = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": PYTHAGORAS_ZH}], stream=True)
+        got = split_thinking(stream)
+        _require(got is not None, "split_thinking returned None: return (reasoning, answer)")
+        reasoning, answer = got
+        _require(answer == reply.text, f"{model}: the answer differs (join delta.content)")
+        _require((reasoning or "") == reply.reasoning,
+                 f"{model}: the reasoning differs (join delta.reasoning_content; models "
+                 "without it give '')")
+    return "reasoning and answer kept apart for deepseek-reasoner and kimi-k2-thinking."
