@@ -217,4 +217,4 @@ def test_lesson5_shows_the_table_as_rendered_now():
     committed = "".join(outputs[0]["data"]["text/markdown"])
     assert committed == comparison_table(columns=LESSON5_COLUMNS), (
         "lesson 5's committed table differs from helpers.providers: "
-        "make outputs NB=notebooks/05_providers_and_quirks.ipynb")
+        "make outputs NB=notebooks/06_providers_and_quirks.ipynb")
