@@ -6,11 +6,18 @@ import openai
 from openai import OpenAI
 
 
+#: the 429 types that mean "out of credit": Moonshot's and OpenAI's
+QUOTA_TYPES = {"exceeded_current_quota_error", "insufficient_quota"}
+
+
 def should_retry(err: Exception) -> bool:
     """Exercise 1: True for failures that may pass by waiting, False for ones that will not."""
     if isinstance(err, openai.APIConnectionError):  # timeouts included: a subclass
         return True
     if isinstance(err, openai.APIStatusError):
+        kind = err.body.get("type") if isinstance(err.body, dict) else None
+        if err.status_code == 429 and kind in QUOTA_TYPES:  # an empty account: waiting won't help
+            return False
         return err.status_code in (408, 409, 429) or err.status_code >= 500
     return False
 

@@ -289,6 +289,27 @@ def test_lesson7_solutions_pass(capsys):
 
 def test_lesson7_retrying_everything_is_told(capsys):
     check_lesson7_ex1(lambda err: True)
+    assert verdict(capsys) == (
+        "not yet: should_retry(RateLimitError) is True, expected False: a 429 whose type is "
+        "Moonshot's exceeded_current_quota_error is an empty account: read err.body[\"type\"]")
+
+
+def test_lesson7_retrying_by_status_alone_is_told_about_the_empty_account(capsys):
+    def should_retry(err):  # the status says 429 for both: only the type tells them apart
+        if isinstance(err, openai.APIStatusError):
+            return err.status_code in (408, 409, 429) or err.status_code >= 500
+        return isinstance(err, openai.APIConnectionError)
+
+    check_lesson7_ex1(should_retry)
+    assert verdict(capsys).startswith("not yet: should_retry(RateLimitError) is True, expected "
+                                      "False: a 429 whose type is Moonshot's")
+
+
+def test_lesson7_the_right_answer_that_forgets_400_is_still_told(capsys):
+    def should_retry(err):
+        return solution(7).should_retry(err) or getattr(err, "status_code", None) == 400
+
+    check_lesson7_ex1(should_retry)
     assert verdict(capsys) == ("not yet: should_retry(BadRequestError) is True, expected False: "
                                "the same request fails the same way")
 

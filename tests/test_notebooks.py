@@ -42,3 +42,16 @@ def test_lesson_layout(lesson, name):
     assert "## What you learned" in text and "### Exercises" in text
     checks = [c for c in nb if f"check_lesson{lesson}_ex" in "".join(c["source"])]
     assert 1 <= len(checks) <= 2 and nb[-1] is checks[-1], "the lesson ends with its checks"
+
+
+def test_lesson7_names_every_status_class_of_the_sdk():
+    """Lesson 7 promises every exception: each APIStatusError subclass the SDK exports is named."""
+    import openai
+
+    text = "".join("".join(c["source"]) for c in cells("07_errors_and_resilience"))
+    classes = {name for name in dir(openai) if isinstance(getattr(openai, name), type)
+               and issubclass(getattr(openai, name), openai.APIStatusError)
+               and name != "APIStatusError"}
+    assert {"ConflictError", "UnprocessableEntityError", "RateLimitError"} <= classes
+    missing = sorted(name for name in classes if f"`{name}`" not in text)
+    assert not missing, f"lesson 7 does not name {missing}"

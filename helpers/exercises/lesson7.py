@@ -27,6 +27,14 @@ def _status_error(client: openai.OpenAI, code: int) -> openai.APIStatusError:
     raise RuntimeError(f"the checker expected a {code}")  # pragma: no cover
 
 
+def _quota_error(kind: str) -> openai.RateLimitError:
+    """Return the 429 a provider sends when the account is out of credit (its body's type)."""
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    body = {"message": "Your account is suspended due to insufficient balance", "type": kind}
+    response = httpx.Response(429, request=request, json={"error": body})
+    return openai.RateLimitError("Error code: 429", response=response, body=body)
+
+
 @_report
 def check_lesson7_ex1(should_retry: Any) -> str:
     """Check lesson 7, exercise 1: ``should_retry(err)`` for every kind of failure."""
@@ -34,7 +42,13 @@ def check_lesson7_ex1(should_retry: Any) -> str:
     client = _client(_provider(), max_retries=0)
     request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
     cases: list[tuple[BaseException, bool, str]] = [
-        (_status_error(client, 429), True, "a 429 passes if you wait"),
+        (_status_error(client, 429), True, "a 429 rate limit passes if you wait"),
+        (_quota_error("exceeded_current_quota_error"), False,
+         "a 429 whose type is Moonshot's exceeded_current_quota_error is an empty account: "
+         "read err.body[\"type\"]"),
+        (_quota_error("insufficient_quota"), False,
+         "a 429 whose type is OpenAI's insufficient_quota is an empty account: "
+         "read err.body[\"type\"]"),
         (_status_error(client, 500), True, "a 500 is the provider's hiccup"),
         (_status_error(client, 503), True, "an overloaded engine recovers"),
         (openai.APITimeoutError(request=request), True, "a timeout may pass"),
@@ -50,7 +64,8 @@ def check_lesson7_ex1(should_retry: Any) -> str:
                                   "return True or False")
         _require(bool(got) == expected,
                  f"should_retry({type(err).__name__}) is {bool(got)}, expected {expected}: {why}")
-    return "retry 429, 5xx, timeouts and connection errors; never 400, 401, 403, 404."
+    return ("retry rate limits, 5xx, timeouts and connection errors; never 400, 401, 403, 404 "
+            "or an exhausted quota.")
 
 
 @_report
