@@ -5,7 +5,6 @@ from __future__ import annotations
 import openai
 from openai import OpenAI
 
-
 #: the 429 types that mean "out of credit": Moonshot's and OpenAI's
 QUOTA_TYPES = {"exceeded_current_quota_error", "insufficient_quota"}
 

@@ -331,4 +331,8 @@ def test_a_check_reports_the_learners_exception_instead_of_raising(capsys):
         raise KeyError("oops")
 
     check_lesson7_ex1(broken)
-    assert verdict(capsys) == "not yet: your code raised KeyError: 'oops'"
+    first, *where = capsys.readouterr().out.strip().split("\n")
+    assert first == "not yet: your code raised KeyError: 'oops'"
+    line = broken.__code__.co_firstlineno + 1
+    assert where == [f"    test_exercises.py, line {line}, in broken: raise KeyError(\"oops\")"], (
+        "the learner's own frame, and only it")

@@ -38,7 +38,7 @@ def _read_events(url: str, question: str) -> tuple[str, list[tuple[str, Any]]]:
 
 @_report
 def check_lesson4_ex1(make_relay: Any) -> str:
-    """Check lesson 4, exercise 1: ``make_relay(aclient, model)`` -> an app that says how it ended."""
+    """Check lesson 4, exercise 1: ``make_relay(aclient, model)`` says how the answer ended."""
     _require(callable(make_relay), "pass the function: check_lesson4_ex1(make_relay)")
     provider = _provider()
     aclient = openai.AsyncOpenAI(base_url=provider.base_url, api_key=OFFLINE_KEY, max_retries=0)
@@ -80,7 +80,8 @@ def check_lesson4_ex2(split_events: Any) -> str:
             _require(result is not None, "split_events returned None: return (events, rest)")
             events, buffer = result
             got.extend(tuple(event) for event in events)
-        _require(buffer == "", f"after the whole stream, the rest should be empty, got {buffer[:40]!r}...")
+        _require(buffer == "", f"after the whole stream, the rest should be empty, got "
+                               f"{buffer[:40]!r}...")
         _require(got == _WIRE_EVENTS, f"read in pieces of {size} characters, the events were "
                  f"{got[:3]!r}...: keep what follows the last blank line for the next read")
     return "the same four events however the stream was cut, even inside the blank line."
