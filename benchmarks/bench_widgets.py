@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from helpers.offline import OfflineProvider  # noqa: E402
 from helpers.streaming import chunk_text, collect  # noqa: E402
-from helpers.widget_meter import SimClock, WireMeter, paced  # noqa: E402
+from helpers.widget_meter import SimClock, WireMeter, at_simulated_speed  # noqa: E402
 from helpers.widgets import StreamView  # noqa: E402
 
 TOKENS = 5000
@@ -80,10 +80,10 @@ def paced_run(kind: str, chunks: list, tokens_per_second: float) -> dict:
     with WireMeter() as meter:
         if kind == "StreamView":
             view = StreamView(widgets=True, clock=clock)
-            view.consume(paced(chunks, clock, tokens_per_second))
+            view.consume(at_simulated_speed(chunks, clock, tokens_per_second))
             redraws = view.redraws
         else:
-            redraws = naive(paced(chunks, clock, tokens_per_second))
+            redraws = naive(at_simulated_speed(chunks, clock, tokens_per_second))
     return {"seconds": clock(), "redraws": redraws, "bytes": meter.bytes}
 
 
@@ -152,8 +152,10 @@ def markdown_table(header: tuple, rows: list[tuple]) -> str:
 
 DOC = """# The live view: measured
 
-`helpers/widgets.py` shows a streamed answer live in the notebook (lesson 3). These figures
-come from `benchmarks/bench_widgets.py`; reproduce them with
+`helpers.widgets.show_stream` shows a streamed answer live in the notebook (lesson 3): a
+`StreamView` (`helpers/widget_view.py`) that draws finished Markdown blocks once and re-sends
+only the open one (`helpers/widget_blocks.py`). These figures come from
+`benchmarks/bench_widgets.py`; reproduce them with
 
 ```
 .venv/bin/python benchmarks/bench_widgets.py

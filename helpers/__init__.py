@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     "Relay": "relay", "create_app": "relay", "start_relay": "relay",
     # the notebook view and chat
     "StreamView": "widgets", "show_stream": "widgets", "ChatUI": "chat_ui",
-    "WireMeter": "widget_meter", "SimClock": "widget_meter", "paced": "widget_meter",
+    "WireMeter": "widget_meter", "SimClock": "widget_meter", "at_simulated_speed": "widget_meter",
     # providers' wire quirks (the one table) and errors
     "comparison_table": "providers", "traits_for": "providers", "find_usage": "usage",
     "describe_wire": "raw_wire", "raw_sse_lines": "raw_wire",

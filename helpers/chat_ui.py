@@ -1,6 +1,6 @@
 """A small chat in the notebook: input box, Send, history across turns, Clear.
 
-Each turn is a question and a :class:`~helpers.widgets.StreamView`, so answers stream live,
+Each turn is a question and a :class:`~helpers.widget_view.StreamView`, so answers stream live,
 have a Stop button and show errors in place. The conversation (``history``) is plain
 ``{"role", "content"}`` dicts, exactly what the SDK takes, so the model sees every previous
 turn; that is the whole trick of a chat.
@@ -8,7 +8,7 @@ turn; that is the whole trick of a chat.
 Deliberate choices:
 
 - The sync ``openai.OpenAI`` client by default: each answer is consumed in its own
-  background thread (see helpers/widgets.py), so the kernel stays free for clicks.
+  background thread (see helpers/widget_view.py), so the kernel stays free for clicks.
 - One question at a time: Send is disabled while an answer streams, and :meth:`ChatUI.ask`
   first waits for the previous answer, because the next request must include it.
 - A stopped or failed answer keeps the text it got (as the assistant's turn); a turn that
@@ -21,7 +21,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .widgets import AppendOnlyColumn, StreamView, has_live_frontend, in_kernel
+from .widget_blocks import AppendOnlyColumn
+from .widget_env import has_live_frontend, in_kernel
+from .widget_view import StreamView
 
 __all__ = ["ChatUI"]
 
@@ -34,7 +36,7 @@ class ChatUI:
         model: the model name.
         system: an optional system prompt (the persona).
         widgets: force widgets (True) or plain text (False); default: widgets in a kernel.
-        view_options: passed to each :class:`~helpers.widgets.StreamView`.
+        view_options: passed to each :class:`~helpers.widget_view.StreamView`.
     """
 
     def __init__(self, client: Any, model: str, *, system: str | None = None,

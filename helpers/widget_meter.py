@@ -7,8 +7,12 @@ parent header), so ``meter.bytes`` is what would cross the kernel's iopub socket
 also applies the messages to a model table, like a front end does, so a test can read back
 the text a browser would show.
 
-:func:`paced` replays recorded chunks as if they arrived at a given speed, moving a
-:class:`SimClock` instead of sleeping: measurements are the same on every machine.
+:func:`at_simulated_speed` replays recorded chunks as if they arrived at a given speed, moving
+a :class:`SimClock` instead of sleeping: measurements are the same on every machine.
+
+The meter can also act as the browser: :meth:`WireMeter.find` finds a widget by the CSS class
+a front end would style, and :meth:`WireMeter.click` sends the message a click sends, so tests
+go through what a user sees and does, not through a view's private attributes.
 
 Use the meter for measurements only: widgets created inside it are never displayed, and it
 captures every widget created anywhere in the process while it is active.
@@ -24,7 +28,7 @@ import comm
 from comm.base_comm import BaseComm
 from jupyter_client.session import Session
 
-__all__ = ["SimClock", "WireMeter", "paced"]
+__all__ = ["SimClock", "WireMeter", "at_simulated_speed"]
 
 # A typical parent header: the execute_request of the cell that is running.
 _PARENT = {"header": {"msg_id": "6f1c2d0e-7a3b4c5d6e7f8091a2b3c4d5_1_1", "msg_type":
@@ -47,7 +51,8 @@ class SimClock:
         self.now += seconds
 
 
-def paced(chunks: Iterable[Any], clock: SimClock, tokens_per_second: float) -> Iterator[Any]:
+def at_simulated_speed(chunks: Iterable[Any], clock: SimClock,
+                       tokens_per_second: float) -> Iterator[Any]:
     """Yield chunks as if one arrived every ``1/tokens_per_second`` s of simulated time."""
     step = 1.0 / tokens_per_second
     for chunk in chunks:
@@ -87,6 +92,7 @@ class WireMeter:
         self._session = _StableSession(key=b"0" * 32, username="kernel")
         self._lock = threading.Lock()
         self._saved: Any = None
+        self._comms: dict[str, _RecordingComm] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -99,8 +105,13 @@ class WireMeter:
 
     def __enter__(self) -> WireMeter:
         self._saved = comm.create_comm
-        comm.create_comm = lambda **kwargs: _RecordingComm(self, **kwargs)
+        comm.create_comm = self._create_comm
         return self
+
+    def _create_comm(self, **kwargs: Any) -> _RecordingComm:
+        created = _RecordingComm(self, **kwargs)
+        self._comms[created.comm_id] = created
+        return created
 
     def __exit__(self, *exc_info: object) -> None:
         comm.create_comm = self._saved
@@ -145,3 +156,23 @@ class WireMeter:
         for child in state.get("children", ()):
             parts.append(self.shown_text(str(child).removeprefix("IPY_MODEL_")))
         return "".join(parts)
+
+    def find(self, root: Any, css_class: str) -> str:
+        """Return the model id of the first widget under ``root`` that has ``css_class``."""
+        model_id = root if isinstance(root, str) else root.model_id
+        state = self.state(model_id)
+        if css_class in state.get("_dom_classes", ()):
+            return model_id
+        for child in state.get("children", ()):
+            try:
+                return self.find(str(child).removeprefix("IPY_MODEL_"), css_class)
+            except LookupError:
+                continue
+        raise LookupError(f"no widget with class {css_class!r} under {model_id}")
+
+    def click(self, widget: Any) -> None:
+        """Send the message a browser sends when this button is clicked (as the front end)."""
+        model_id = widget if isinstance(widget, str) else widget.model_id
+        data = {"method": "custom", "content": {"event": "click"}}
+        self._comms[model_id].handle_msg({"content": {"comm_id": model_id, "data": data},
+                                          "buffers": []})

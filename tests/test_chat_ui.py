@@ -46,13 +46,13 @@ def test_history_carries_across_turns(client, meter) -> None:
 def test_send_is_disabled_while_an_answer_streams(client, meter, offline) -> None:
     chat = ChatUI(client, MODEL, widgets=True)
     chat.input.value = f"[hold] {PYTHAGORAS}"
-    chat.send_button.click()
+    meter.click(chat.send_button)
     offline.wait_for(lambda s: s["held"] == 1, timeout=10)
     assert meter.state(chat.send_button)["disabled"] is True
     assert chat.input.value == ""
-    chat.send_button.click()  # ignored while busy (the box is empty anyway)
+    meter.click(chat.send_button)  # ignored while busy (the box is empty anyway)
     chat.input.value = "another question"
-    chat.send_button.click()
+    meter.click(chat.send_button)
     assert len(chat.views) == 1
     offline.release()
     chat.wait(30)
@@ -64,9 +64,10 @@ def test_clear_forgets_the_conversation(client, meter) -> None:
     chat = ChatUI(client, MODEL, widgets=True)
     chat.ask(PYTHAGORAS, wait=False)
     chat.wait(30)
-    assert meter.shown_text(chat._log)
-    chat.clear_button.click()
-    assert chat.history == [] and meter.shown_text(chat._log) == ""
+    log = meter.find(chat.root, "llm-chat-log")
+    assert meter.shown_text(log)
+    meter.click(chat.clear_button)
+    assert chat.history == [] and meter.shown_text(log) == ""
     again = chat.ask("What did I just ask?", wait=False)
     chat.wait(30)
     assert again is not None and again.text == "This is your first question."
@@ -109,5 +110,6 @@ def test_a_reasoning_model_shows_its_thinking_but_history_keeps_only_the_answer(
     assert view is not None and view.reasoning == reply.reasoning
     assert chat.history == [{"role": "user", "content": PYTHAGORAS},
                             {"role": "assistant", "content": reply.text}]
-    assert "".join(meter.shown_text(p) for p in view._thinking_pane.parts) == reply.reasoning
+    thinking = meter.find(view.root, "llm-stream-thinking-box")
+    assert meter.shown_text(thinking) == reply.reasoning
     assert meter.shown_text(chat.root) == reply.reasoning + reply.text  # thinking, then answer

@@ -242,7 +242,7 @@ def test_widget_view_shows_the_error_and_keeps_the_text(offline: OfflineProvider
     assert view.state == "error" and expected in (view.error or "")
     assert FAKE_KEY not in (view.error or "")
     assert meter.shown_text(view.root) == view.text
-    assert "error" in meter.state(view._status)["value"]
+    assert "error" in meter.state(meter.find(view.root, "llm-stream-status"))["value"]
     if partial:
         assert view.text and FULL.startswith(view.text) and view.text != FULL
     else:

@@ -17,7 +17,7 @@ from conftest import FAKE_KEY
 
 from helpers.offline import OfflineProvider
 from helpers.replies import compose_reply, filler_reply
-from helpers.widget_meter import SimClock, WireMeter, paced
+from helpers.widget_meter import SimClock, WireMeter, at_simulated_speed
 from helpers.widgets import (
     HARD_LIMIT,
     RATE,
@@ -103,10 +103,10 @@ def measure(chunks, view_kind: str, tokens_per_second: float) -> tuple[int, int,
     with WireMeter() as meter:
         clock = SimClock()
         if view_kind == "naive":
-            redraws = naive_view(paced(chunks, clock, tokens_per_second))
+            redraws = naive_view(at_simulated_speed(chunks, clock, tokens_per_second))
             return meter.bytes, redraws, ""
         view = StreamView(widgets=True, clock=clock)
-        view.consume(paced(chunks, clock, tokens_per_second))
+        view.consume(at_simulated_speed(chunks, clock, tokens_per_second))
         return meter.bytes, view.redraws, meter.shown_text(view.root)
 
 
@@ -166,7 +166,7 @@ def test_errors_show_a_readable_message_and_keep_the_text(client, marker: str,
         view.wait(30)
     assert view.state == "error"
     assert expected in (view.error or "")
-    status = meter.state(view._status)["value"]
+    status = meter.state(meter.find(view.root, "llm-stream-status"))["value"]
     assert expected.split(":")[0] in status and "error" in status
     shown = meter.shown_text(view.root)
     assert shown == view.text
@@ -201,15 +201,16 @@ def test_stop_closes_the_upstream_connection(client, offline: OfflineProvider) -
     with WireMeter() as meter:
         view = StreamView(widgets=True).start(ask(client, "[tokens:5000][delay:5]"))
         view.wait(30, tokens=20)
-        view._stop_button.click()  # what a click in the browser does, kernel side
+        stop_button = meter.find(view.root, "llm-stream-stop")
+        meter.click(stop_button)  # the message a click in the browser sends
         view.wait(30)
     stats = offline.wait_for(lambda s: s["disconnects"] >= 1, timeout=10)
     record = stats["recent"][-1]
     assert record["outcome"] == "disconnected"
     assert record["sent"] < record["planned"]
     assert view.state == "stopped"
-    assert "stopped" in meter.state(view._status)["value"]
-    assert meter.state(view._stop_button)["disabled"] is True
+    assert "stopped" in meter.state(meter.find(view.root, "llm-stream-status"))["value"]
+    assert meter.state(stop_button)["disabled"] is True
     assert 20 <= len(view.result.pieces) < 5000
     assert meter.shown_text(view.root) == view.text
 
@@ -289,18 +290,55 @@ def test_in_a_kernel_updates_keep_coming_while_another_cell_runs(offline) -> Non
         km.shutdown_kernel(now=True)
 
 
-def test_rerunning_a_cell_stops_the_answer_it_started(client, offline, monkeypatch) -> None:
-    import helpers.widgets as widgets_module
+def run_cell(kc, code: str, cell_id: str | None = None) -> str:
+    """Execute code in the kernel as JupyterLab does (with its cell id); return what it printed."""
+    msg = kc.session.msg("execute_request", {
+        "code": code, "silent": False, "store_history": True, "user_expressions": {},
+        "allow_stdin": False, "stop_on_error": True}, metadata={"cellId": cell_id} if cell_id
+        else {})
+    kc.shell_channel.send(msg)
+    printed, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            reply = kc.get_iopub_msg(timeout=deadline - time.monotonic())
+        except queue.Empty:
+            break
+        if reply["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
+            continue
+        kind, content = reply["msg_type"], reply["content"]
+        if kind == "stream":
+            printed.append(content["text"])
+        elif kind == "error":
+            raise AssertionError(f"{content['ename']}: {content['evalue']}")
+        elif kind == "status" and content["execution_state"] == "idle":
+            return "".join(printed)
+    raise AssertionError(f"the cell did not finish in 60 s: {code!r}")
 
-    monkeypatch.setattr(widgets_module, "_cell_id", lambda: "cell-7")
-    monkeypatch.setattr(widgets_module, "_BY_CELL", {})
-    with WireMeter():
-        first = show_stream(ask(client, "[tokens:5000][delay:5]"), widgets=True, wait=False)
-        first.wait(30, tokens=5)
-        second = show_stream(ask(client, PYTHAGORAS), widgets=True, wait=False)
-        first.wait(30)
-        second.wait(30)
-    assert first.state == "stopped" and second.state == "done"
+
+@pytest.mark.slow
+def test_rerunning_a_cell_stops_the_answer_it_started(offline) -> None:
+    from jupyter_client.manager import start_new_kernel
+
+    env = {**os.environ, "TEST_OFFLINE_URL": offline.base_url}
+    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(ROOT))
+    try:
+        run_cell(kc, "import os, openai\nfrom helpers import show_stream\n"
+                 "client = openai.OpenAI(base_url=os.environ['TEST_OFFLINE_URL'], api_key='k')\n"
+                 "views = []\n"
+                 "def ask(q):\n"
+                 "    return lambda: client.chat.completions.create(model='moonshot-v1-8k',"
+                 " stream=True, messages=[{'role': 'user', 'content': q}])\n")
+        long = "views.append(show_stream(ask('[tokens:5000][delay:5]'), wait=False))\n"
+        run_cell(kc, long + "views[-1].wait(30, tokens=5)", cell_id="cell-7")
+        short = f"views.append(show_stream(ask({PYTHAGORAS!r}), wait=False))\n"
+        run_cell(kc, short + "views[-1].wait(30)", cell_id="cell-8")  # another cell
+        assert run_cell(kc, "print(views[0].state)") == "streaming\n"
+        run_cell(kc, short, cell_id="cell-7")  # the same cell again
+        states = run_cell(kc, "for v in views: v.wait(30)\nprint([v.state for v in views])")
+        assert states == "['stopped', 'done', 'done']\n"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
     offline.wait_for(lambda s: s["disconnects"] >= 1, timeout=10)
 
 
@@ -327,9 +365,21 @@ def ask_model(client: openai.OpenAI, model: str, question: str):
         model=model, messages=[{"role": "user", "content": question}], stream=True)
 
 
-def shown(meter: WireMeter, pane) -> str:
-    """The text a front end shows in one pane of the view (its column, then its tail)."""
-    return "".join(meter.shown_text(part) for part in pane.parts)
+def body_parts(meter: WireMeter, view: StreamView) -> list[str]:
+    """The model ids a front end shows in the view's body, in order."""
+    body = meter.state(meter.find(view.root, "llm-stream-body"))
+    return [str(child).removeprefix("IPY_MODEL_") for child in body["children"]]
+
+
+def panes(meter: WireMeter, view: StreamView) -> tuple[str | None, str]:
+    """The text a front end shows in the Thinking pane (None if there is none) and the answer."""
+    try:
+        thinking = meter.find(view.root, "llm-stream-thinking-box")
+    except LookupError:
+        thinking = None
+    answer = "".join(meter.shown_text(part) for part in body_parts(meter, view)
+                     if part != thinking)
+    return (meter.shown_text(thinking) if thinking else None), answer
 
 
 def reasoning_chunks(n: int) -> list:
@@ -357,23 +407,23 @@ def test_reasoning_and_answer_land_in_separate_panes(client, model: str) -> None
         view.wait(30)
     assert view.state == "done"
     assert (view.reasoning, view.text) == (reply.reasoning, reply.text)
-    assert shown(meter, view._thinking_pane) == reply.reasoning
-    assert shown(meter, view._answer) == reply.text
-    thinking = meter.state(view._thinking)
+    assert panes(meter, view) == (reply.reasoning, reply.text)
+    box = meter.find(view.root, "llm-stream-thinking-box")
+    thinking = meter.state(box)
     assert list(thinking["titles"]) == ["Thinking"]
     assert thinking["selected_index"] is None  # folded away once the answer started
-    body = [str(c).removeprefix("IPY_MODEL_") for c in meter.state(view._body)["children"]]
-    assert body == [view._thinking.model_id, *(p.model_id for p in view._answer.parts)]
+    assert body_parts(meter, view)[0] == box  # above the answer's column and tail
+    assert len(body_parts(meter, view)) == 3
 
 
 def test_a_model_without_reasoning_gets_no_thinking_pane(client) -> None:
     with WireMeter() as meter:
         view = StreamView(widgets=True).start(ask(client, PYTHAGORAS))
         view.wait(30)
-    assert view._thinking is None and view.reasoning == ""
+    assert view.reasoning == "" and panes(meter, view) == (None, view.text)
     assert not any(state.get("_model_name") == "AccordionModel"
                    for state in meter.models.values())
-    assert len(meter.state(view._body)["children"]) == 2  # the answer's column and tail
+    assert len(body_parts(meter, view)) == 2  # the answer's column and tail
 
 
 def test_bytes_stay_linear_with_reasoning() -> None:
@@ -382,10 +432,10 @@ def test_bytes_stay_linear_with_reasoning() -> None:
         with WireMeter() as meter:
             clock = SimClock()
             view = StreamView(widgets=True, clock=clock)
-            view.consume(paced(reasoning_chunks(n), clock, 100))
+            view.consume(at_simulated_speed(reasoning_chunks(n), clock, 100))
         measured[n] = meter.bytes
-        assert shown(meter, view._thinking_pane) == filler_reply(n) == view.reasoning
-        assert shown(meter, view._answer) == filler_reply(n) == view.text
+        assert panes(meter, view) == (filler_reply(n), filler_reply(n))
+        assert (view.reasoning, view.text) == (filler_reply(n), filler_reply(n))
         assert view.redraws <= 2 * n / 100 * RATE + 2  # 2n pieces at 100/s, 30 redraws/s
     # 4x the thinking and the answer: linear costs about 4x, quadratic about 16x.
     assert measured[4000] / measured[1000] < 5
@@ -398,9 +448,9 @@ def test_an_error_keeps_the_thinking_and_the_partial_answer(client) -> None:
             ask_model(client, "deepseek-reasoner", f"[fault:midstream] {PYTHAGORAS}"))
         view.wait(30)
     assert view.state == "error" and "failed midway" in (view.error or "")
-    assert shown(meter, view._thinking_pane) == view.reasoning == reply.reasoning
+    assert panes(meter, view) == (reply.reasoning, view.text)
+    assert view.reasoning == reply.reasoning
     assert view.text and reply.text.startswith(view.text) and view.text != reply.text
-    assert shown(meter, view._answer) == view.text
 
 
 def test_headless_show_stream_prints_thinking_and_answer_labelled_once(client, capsys) -> None:
