@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +20,8 @@ from helpers.servers import stop_all
 FAKE_KEY = "sk-test-DO-NOT-LEAK-0123456789abcdef"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+#: How long a JupyterLab test waits for anything in the page (generous: liveness, not speed).
+LAB_DEADLINE_MS = 60_000
 #: Flags headless Chromium needs here: no sandbox as root, no background networking on a
 #: closed network (otherwise it stalls on connections the machine refuses).
 CHROMIUM_ARGS = [
@@ -32,6 +38,21 @@ def need_system_part(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required in CI but missing (.ci/run should install it)")
     pytest.skip(f"{what} is not installed on this machine")
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 10.0,
+               every: float = 0.005) -> float:
+    """Wait until ``condition()`` is true, checking ``every`` seconds; return when (perf_counter).
+
+    The one polling loop of the tests: the deadline is generous (liveness, not speed), and the
+    returned time lets a test record how long something took (tests/reliability_figures.py).
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(every)
+    return time.perf_counter()
 
 
 def settled(read: Callable[[], int], *, quiet: float = 1.0, timeout: float = 30.0) -> int:
@@ -88,6 +109,35 @@ def chromium_executable() -> str:
     path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
     need_system_part(bool(path), "Debian chromium (apt-get install chromium)")
     return str(path)
+
+
+@pytest.fixture
+def open_in_lab(browser: Any, tmp_path: Path, offline: OfflineProvider) -> Iterator[
+        Callable[..., Any]]:
+    """Return ``open_(cells, height=)``: the cells as a notebook in a real JupyterLab, open in
+    Chromium, its kernel idle; the page's default timeout is ``LAB_DEADLINE_MS``.
+
+    The kernel reaches this process's offline provider through ``TEST_OFFLINE_URL``
+    (``jupyter_harness.CLIENT_CELL`` makes its client), so a test reads the provider's counters.
+    """
+    from jupyter_harness import jupyter_server, write_notebook
+
+    with ExitStack() as stack:
+        def open_(cells: list[str], *, height: int = 1600) -> Any:
+            write_notebook(tmp_path / "lab.ipynb", cells)
+            lab = stack.enter_context(
+                jupyter_server(tmp_path, env={"TEST_OFFLINE_URL": offline.base_url}))
+            context = browser.new_context(viewport={"width": 1280, "height": height})
+            stack.callback(context.close)
+            page = context.new_page()
+            page.set_default_timeout(LAB_DEADLINE_MS)
+            page.goto(lab.lab_url("lab.ipynb"))
+            page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+            # A cell run before the kernel is connected is silently skipped: wait for "Idle".
+            page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")).first.wait_for()
+            return page
+
+        yield open_
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,9 @@
-"""Start a real Jupyter server (JupyterLab) on 127.0.0.1 with token auth, for browser tests."""
+"""Start a real Jupyter server (JupyterLab) on 127.0.0.1 with token auth, for browser tests.
+
+The fixture ``open_in_lab`` (tests/conftest.py) puts it together for the JupyterLab tests: a
+notebook of code cells, the server, and a Chromium page with the notebook open and its
+kernel idle.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import nbformat
+
+#: The first cell of a test notebook: a client for the offline provider whose URL the test
+#: process passes in ``TEST_OFFLINE_URL``, and ``ask(question, model)``, a request function.
+CLIENT_CELL = (
+    "import os, openai\nfrom helpers import show_stream\n"
+    "client = openai.OpenAI(base_url=os.environ['TEST_OFFLINE_URL'], api_key='lab-test',\n"
+    "                       max_retries=0)\n"
+    "def ask(question, model='moonshot-v1-8k'):\n"
+    "    return lambda: client.chat.completions.create(\n"
+    "        model=model, stream=True, messages=[{'role': 'user', 'content': question}])")
+
+
+def words(text: str) -> str:
+    """The text with all runs of whitespace as one space (a browser lays text out its way)."""
+    return " ".join(text.split())
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    """Write a notebook of these code cells, for the Python 3 kernel."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, path)
 
 
 @dataclass

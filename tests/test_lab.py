@@ -10,27 +10,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import nbformat
 import pytest
-from jupyter_harness import JupyterServer, jupyter_server
+from conftest import LAB_DEADLINE_MS
+from jupyter_harness import CLIENT_CELL, words
 
 from helpers.offline import OfflineProvider
 from helpers.replies import filler_reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-DEADLINE_MS = 60_000
 CELLS = [
-    "import os, openai\nfrom helpers import show_stream\n"
-    "client = openai.OpenAI(base_url=os.environ['TEST_OFFLINE_URL'], api_key='lab-test',\n"
-    "                       max_retries=0)\n"
-    "def ask(question):\n"
-    "    return lambda: client.chat.completions.create(\n"
-    "        model='moonshot-v1-8k', stream=True,\n"
-    "        messages=[{'role': 'user', 'content': question}])",
+    CLIENT_CELL,
     "growing = show_stream(ask('[hold][tokens:300][delay:20]'))",
     "print('another cell ran while the answer was streaming')",
     "math = show_stream(ask('What is the Pythagorean theorem?'))",
@@ -38,39 +29,13 @@ CELLS = [
 ]
 
 
-def words(text: str) -> str:
-    return " ".join(text.split())
-
-
-@pytest.fixture
-def lab(tmp_path: Path, offline: OfflineProvider) -> Iterator[JupyterServer]:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    nbformat.write(notebook, tmp_path / "live.ipynb")
-    with jupyter_server(tmp_path, env={"TEST_OFFLINE_URL": offline.base_url}) as server:
-        yield server
-
-
-@pytest.fixture
-def page(browser, lab: JupyterServer):
-    context = browser.new_context(viewport={"width": 1280, "height": 1600})
-    page = context.new_page()
-    page.set_default_timeout(DEADLINE_MS)
-    page.goto(lab.lab_url("live.ipynb"))
-    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-    # A cell run before the kernel is connected is silently skipped: wait for "Idle".
-    page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")).first.wait_for()
-    yield page
-    context.close()
-
-
 def run_next_cell(page) -> None:
     page.keyboard.press("Shift+Enter")
 
 
-def test_the_view_grows_live_renders_math_and_stops_upstream(page, offline: OfflineProvider):
+def test_the_view_grows_live_renders_math_and_stops_upstream(open_in_lab,
+                                                             offline: OfflineProvider):
+    page = open_in_lab(CELLS)
     page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
     run_next_cell(page)  # setup
     page.locator(".jp-InputPrompt", has_text="[1]:").wait_for()
@@ -80,7 +45,7 @@ def test_the_view_grows_live_renders_math_and_stops_upstream(page, offline: Offl
 
     # 1. The text grows over several samples while the provider has not finished.
     samples: list[int] = []
-    deadline = time.monotonic() + DEADLINE_MS / 1000
+    deadline = time.monotonic() + LAB_DEADLINE_MS / 1000
     while offline.stats()["held"] == 0 and time.monotonic() < deadline:
         length = len(words(body.inner_text())) if body.count() else 0
         if length and (not samples or length > samples[-1]):

@@ -7,60 +7,24 @@ checks what only a browser can: JupyterLab renders the accordion, the pane's sty
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from pathlib import Path
-
-import nbformat
 import pytest
-from jupyter_harness import JupyterServer, jupyter_server
+from jupyter_harness import CLIENT_CELL, words
 
-from helpers.offline import OfflineProvider
 from helpers.replies import compose_reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-DEADLINE_MS = 60_000
 QUESTION = "What is the Pythagorean theorem?"
-CELL = ("import os, openai\nfrom helpers import show_stream\n"
-        "client = openai.OpenAI(base_url=os.environ['TEST_OFFLINE_URL'], api_key='lab-test',\n"
-        "                       max_retries=0)\n"
-        "view = show_stream(lambda: client.chat.completions.create(\n"
-        f"    model='kimi-k2-thinking', stream=True,\n"
-        f"    messages=[{{'role': 'user', 'content': {QUESTION!r}}}]))")
+CELLS = [CLIENT_CELL, f"view = show_stream(ask({QUESTION!r}, model='kimi-k2-thinking'))"]
 
 
-def words(text: str) -> str:
-    return " ".join(text.split())
-
-
-@pytest.fixture
-def lab(tmp_path: Path, offline: OfflineProvider) -> Iterator[JupyterServer]:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(CELL)]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    nbformat.write(notebook, tmp_path / "thinking.ipynb")
-    with jupyter_server(tmp_path, env={"TEST_OFFLINE_URL": offline.base_url}) as server:
-        yield server
-
-
-@pytest.fixture
-def page(browser, lab: JupyterServer):
-    context = browser.new_context(viewport={"width": 1280, "height": 1200})
-    page = context.new_page()
-    page.set_default_timeout(DEADLINE_MS)
-    page.goto(lab.lab_url("thinking.ipynb"))
-    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-    page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")).first.wait_for()
-    yield page
-    context.close()
-
-
-def test_thinking_renders_above_the_answer_dimmed_and_folded(page) -> None:
+def test_thinking_renders_above_the_answer_dimmed_and_folded(open_in_lab) -> None:
     reply = compose_reply([{"role": "user", "content": QUESTION}], reasoning=True)
+    page = open_in_lab(CELLS, height=1200)
     page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
-    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")  # the client
+    page.locator(".jp-InputPrompt", has_text="[1]:").wait_for()
+    page.keyboard.press("Shift+Enter")  # the view
     view = page.locator(".llm-stream-view")
     view.locator(".llm-stream-status", has_text="done").wait_for()
     box = view.locator(".llm-stream-thinking-box")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import httpx
 import openai
 import psutil
 import pytest
-from conftest import FAKE_KEY, settled
+from conftest import FAKE_KEY, settled, wait_until
 from reliability_figures import record
 
 from helpers.offline import OfflineProvider
@@ -32,16 +32,6 @@ from helpers.settings import Config
 pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parents[1]
 HELD = "What is a prime number? [hold]"
-
-
-def poll(condition: Callable[[], bool], timeout: float = 5.0) -> float:
-    """Poll ``condition`` every millisecond; return when it held (perf_counter) or fail."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.001)
-    return time.perf_counter()
 
 
 @pytest.fixture
@@ -64,7 +54,7 @@ def test_python_client_closing_mid_stream_is_seen_upstream_every_time(
                 offline.wait_for(lambda s: s["held"] == 1)
                 closed = time.perf_counter()
                 response.close()
-                seen = poll(lambda n=n: offline.stats()["disconnects"] == n)
+                seen = wait_until(lambda n=n: offline.stats()["disconnects"] == n, every=0.001)
             record("client_close_to_provider_disconnect", seen - closed, where=f"relay/{path}")
             offline.wait_for(lambda s: s["open_streams"] == 0 and s["held"] == 0)
     stats = offline.stats()
@@ -85,7 +75,7 @@ def test_sdk_closing_mid_stream_is_seen_by_the_provider_every_time(
             offline.wait_for(lambda s: s["held"] == 1)
             closed = time.perf_counter()
             stream.close()
-            seen = poll(lambda n=n: offline.stats()["disconnects"] == n)
+            seen = wait_until(lambda n=n: offline.stats()["disconnects"] == n, every=0.001)
             record("client_close_to_provider_disconnect", seen - closed, where="sdk")
             offline.wait_for(lambda s: s["held"] == 0)
     assert offline.stats()["completed"] == 0
@@ -130,7 +120,7 @@ def test_browser_leaving_mid_stream_closes_the_upstream_request(
             page.close()
         else:
             page.goto("about:blank")
-        seen = poll(lambda: offline.stats()["disconnects"] == 1)
+        seen = wait_until(lambda: offline.stats()["disconnects"] == 1, every=0.001)
         record("client_close_to_provider_disconnect", seen - left, where=f"browser/{how}")
         if how == "abort-fetch":
             assert page.evaluate("() => window.failure") == "AbortError"

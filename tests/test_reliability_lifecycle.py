@@ -14,12 +14,12 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from conftest import wait_until
 from reliability_figures import record
 
 from helpers.offline import OfflineProvider, start_offline
@@ -55,15 +55,6 @@ def refuses(port: int) -> bool:
             return False
     except ConnectionRefusedError:
         return True
-
-
-def poll(condition: Callable[[], bool], timeout: float = 10.0) -> float:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.005)
-    return time.perf_counter()
 
 
 @pytest.fixture
@@ -221,9 +212,9 @@ def test_kernel_restart_frees_the_relay_port_and_closes_its_streams(
         offline.wait_for(lambda s: s["held"] == 1, timeout=10)
         started = time.perf_counter()
         km.restart_kernel(now=True)
-        freed = poll(lambda: port_is_free(port) and refuses(port), timeout=30)
+        freed = wait_until(lambda: port_is_free(port) and refuses(port), timeout=30)
         record("kernel_restart_to_port_free", freed - started)
-        seen = poll(lambda: offline.stats()["disconnects"] == 1, timeout=30)
+        seen = wait_until(lambda: offline.stats()["disconnects"] == 1, timeout=30)
         record("kernel_restart_to_provider_disconnect", seen - started)
         reader.join(10)
         assert not reader.is_alive() and not results.empty()
@@ -239,5 +230,5 @@ def test_kernel_restart_frees_the_relay_port_and_closes_its_streams(
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    assert poll(lambda: port_is_free(port), timeout=30)
+    wait_until(lambda: port_is_free(port), timeout=30)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FAKE_KEY, need_system_part, settled
+from conftest import FAKE_KEY, need_system_part, settled, wait_until
 from httpx_sse import connect_sse
 from reliability_figures import record
 
@@ -70,14 +70,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def poll(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
-
-
 def accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -101,11 +93,12 @@ class Nginx:
             self.proc = subprocess.Popen(
                 [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e",
                  str(tmp / "error.log")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            deadline = time.monotonic() + 10
-            while self.proc.poll() is None and not accepts(self.port):
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
+            try:  # it listens, or exits at once (the port was taken after all)
+                wait_until(lambda: self.proc.poll() is not None or accepts(self.port),
+                           every=0.02)
+            except AssertionError:
+                self.stop()
+                raise AssertionError("nginx neither listened nor exited: " + self.log()) from None
             if self.proc.poll() is None and accepts(self.port):
                 return
             self.stop()
@@ -276,7 +269,7 @@ def test_a_client_leaving_nginx_closes_the_upstream_request(
         offline.wait_for(lambda s: s["held"] == 1, timeout=10)
         left = time.perf_counter()
         response.close()
-        poll(lambda: offline.stats()["disconnects"] == 1)
+        wait_until(lambda: offline.stats()["disconnects"] == 1)
         record("client_close_to_provider_disconnect", time.perf_counter() - left,
                where="nginx")
     assert offline.wait_for(lambda s: s["open_streams"] == 0)["completed"] == 0
