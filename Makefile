@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 ROOT_FLAG := $(shell [ "$$(id -u)" = "0" ] && echo --allow-root)
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: lab test test-fast outputs bench docs demo lint clean help vendor screenshots bench-page
+.PHONY: lab test test-fast outputs bench docs demo lint clean help vendor screenshots bench-page lock
 
 help:
 	@echo "make lab     - open the lessons in JupyterLab (creates .venv on first use)"
@@ -19,16 +19,32 @@ help:
 	@echo "make docs    - render the executed lessons to HTML in site/"
 	@echo "make bench   - the relay benchmark (writes docs/performance.md)"
 	@echo "make lint    - ruff"
+	@echo "make lock    - refresh requirements.lock (the versions make installs) after a dependency change"
 	@echo "make vendor  - refresh the page's libraries (helpers/static/vendor) from node_modules"
 	@echo "make screenshots - pictures of the chat page for docs/page.md"
 	@echo "make bench-page  - the page's rendering cost per token (writes docs/page.md)"
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python 3.10+ is required")'
+# requirements.lock: the exact versions the suite last passed with (pip constraints). `make lab`
+# and `make test` install from it, so a fresh clone gets what CI verified; pyproject.toml keeps
+# the ranges a library user may install. `make lock` refreshes it (then run `make test`).
+LOCK := requirements.lock
+
+$(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[test]'
 	@touch $(STAMP)
+
+# A new lock: the newest versions pyproject.toml allows, in a scratch virtualenv, frozen.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	{ echo "# The versions \`make test\` passed with. Refresh: \`make lock\`, then \`make test\`."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | LC_ALL=C sort -f; } > $(LOCK)
+	rm -rf .lock-venv
+	@echo "$(LOCK) refreshed; now run make test"
 
 # The page's JavaScript side: one package.json + lock (front-end libraries, test tools).
 # node_modules is only needed by the tests (axe-core) and `make vendor`; the page itself uses
