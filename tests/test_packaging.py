@@ -127,3 +127,15 @@ def test_public_names_all_resolve():
     import helpers
     missing = [name for name in helpers.__all__ if getattr(helpers, name, None) is None]
     assert missing == []
+
+
+def test_package_data_ships_every_file_of_the_page():
+    """The page's files, vendored libraries and fonts included, are in an installed package."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())[
+        "tool"]["setuptools"]["package-data"]["helpers"]
+    shipped = {path for pattern in patterns for path in (ROOT / "helpers").glob(pattern)
+               if path.is_file()}
+    tracked = subprocess.run(["git", "ls-files", "helpers/static"], cwd=ROOT, text=True,
+                             capture_output=True, check=True).stdout.split()
+    assert len(tracked) > 20  # the page, KaTeX's fonts, the other libraries and their licences
+    assert sorted(str(ROOT / t) for t in tracked if ROOT / t not in shipped) == []
