@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -39,3 +41,29 @@ def test_timing_table_marks_lessons_over_the_target():
     assert "| `05_x` | Lesson 5 · X | 13 | 3.1 | 2.0 | yes |" in table
     assert "| `06_y` | Lesson 6 · Y | 12 | 12.5 | 9.0 | **no** |" in table
     assert "tools/time_lessons.py" in table and "Median of 3 run(s)" in table
+
+
+def test_architecture_names_every_module_of_helpers():
+    """docs/architecture.md's module table lists every module of helpers/ (a package's modules
+    in its row, by name), and every helpers/ path it names exists."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    rows = {line.split("`")[1]: line for line in doc.splitlines() if line.startswith("| `")}
+    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard",
+                              "helpers"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    missing = []
+    for name in tracked:
+        path = Path(name).relative_to("helpers")
+        if path.suffix != ".py" or path.name in {"__init__.py", "__main__.py"}:
+            continue
+        if len(path.parts) == 1:
+            named = any(f"`{path.name}`" in row for row in rows.values())
+        else:
+            row = rows.get(f"{path.parts[0]}/", "")
+            stem = "lessonN" if re.fullmatch(r"lesson\d+", path.stem) else path.stem
+            named = f"`{stem}`" in row
+        if not named:
+            missing.append(name)
+    assert missing == []
+    for named in set(re.findall(r"helpers/[\w/]+\.py", doc)):
+        assert (ROOT / named).exists(), f"docs/architecture.md names {named}, which is gone"
