@@ -67,3 +67,19 @@ def test_architecture_names_every_module_of_helpers():
     assert missing == []
     for named in set(re.findall(r"helpers/[\w/]+\.py", doc)):
         assert (ROOT / named).exists(), f"docs/architecture.md names {named}, which is gone"
+
+
+def test_readme_provider_table_matches_the_providers_table():
+    """README's presets (name, key variable, base URL, default model) are helpers.providers'."""
+    from helpers.providers import PROVIDERS
+
+    text = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| [^|]+ \| `([\w-]+)` \| ([^|]+) \| ([^|]+) \| `([^`]+)` \|$", text,
+                      re.MULTILINE)
+    assert {name for name, *_ in rows} == set(PROVIDERS)
+    for name, key, url, model in rows:
+        preset = PROVIDERS[name]
+        assert key.strip() == (f"`{preset.key_env}`" if preset.key_env else "none"), name
+        if preset.base_url:
+            assert url.strip() == f"`{preset.base_url}`", name
+        assert model == preset.default_model, name
