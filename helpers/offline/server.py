@@ -9,6 +9,8 @@ thread, so a notebook cell can start it and keep going. The process's shared ins
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +27,8 @@ from ..tokens import count_prompt_tokens
 from .chunks import compose_answer, stream_events
 from .counters import Counters
 from .errors import BadRequest, error_response
+from .fileroutes import file_routes
+from .files import FileLimits, FileStore
 from .gate import HoldGate
 from .plan import make_plan, read_json, status_fault
 from .stream import ChunkStream
@@ -45,12 +49,20 @@ class OfflineProvider:
         host: interface to bind.
         port: TCP port, 0 for a free one.
         name: background-server name; starting again under the same name replaces it.
+        files_dir: where uploaded files live (default ``$OFFLINE_FILES_DIR``, else
+            ``<temp dir>/offline-provider-files``); they survive a restart.
+        file_limits: upload limits (Moonshot's by default).
     """
 
     def __init__(self, *, delay_ms: float = DEFAULT_DELAY_MS, api_key: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0, name: str = "offline") -> None:
+                 host: str = "127.0.0.1", port: int = 0, name: str = "offline",
+                 files_dir: str | os.PathLike[str] | None = None,
+                 file_limits: FileLimits | None = None) -> None:
         self.delay_ms = delay_ms
         self.api_key = api_key
+        self.files = FileStore(files_dir or os.environ.get("OFFLINE_FILES_DIR") or
+                               os.path.join(tempfile.gettempdir(), "offline-provider-files"),
+                               file_limits)
         self._counters = Counters()
         self._gate = HoldGate(self._counters)
         self._attempts: dict[str, int] = {}
@@ -59,6 +71,7 @@ class OfflineProvider:
             Route("/healthz", self._healthz, methods=["GET"]),
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            *file_routes(self.files, self._file_guard, self._counters.status),
             Route("/_offline/stats", self._stats, methods=["GET"]),
             Route("/_offline/reset", self._reset, methods=["POST"]),
             Route("/_offline/hold", self._hold, methods=["POST"]),
@@ -170,6 +183,10 @@ class OfflineProvider:
         if self.api_key is not None and key != self.api_key:
             return error_response(401)
         return None
+
+    def _file_guard(self, request: Request) -> Response | None:
+        self._counters.add("requests")
+        return self._auth_error(request)
 
     async def _models(self, request: Request) -> Response:
         self._counters.add("requests")
