@@ -26,7 +26,8 @@ from .errors import DeliberateCut, error_body
 from .gate import HoldGate
 from .plan import STREAM_FAULTS, Plan
 
-__all__ = ["Answer", "compose_answer", "cut_point", "make_answer", "stream_events"]
+__all__ = ["Answer", "compose_answer", "cut_point", "delta_events", "make_answer",
+           "stream_events"]
 
 
 def cut_point(pieces: Sequence[str]) -> int:
@@ -74,7 +75,26 @@ def _sse(payload: dict, ascii_only: bool = False) -> bytes:
 
 async def stream_events(plan: Plan, ident: str, answer: Answer, gate: HoldGate,
                         counters: Counters) -> AsyncIterator[tuple[str, bytes]]:
-    """Yield (kind, bytes) wire events; kind is "chunk", "comment" or "done"."""
+    """Yield an answer's (kind, bytes) wire events: its reasoning, its text, a fault if asked."""
+    field = plan.traits.reasoning_field or "reasoning_content"
+    deltas = [{field: p} for p in answer.thoughts] + [{"content": p} for p in answer.pieces]
+    cut_at = None
+    if plan.fault in STREAM_FAULTS:
+        cut_at = len(answer.thoughts) + cut_point(answer.pieces)
+    async for event in delta_events(plan, ident, deltas, answer.finish, answer.usage, gate,
+                                    counters, cut_at=cut_at):
+        yield event
+
+
+async def delta_events(plan: Plan, ident: str, deltas: Sequence[dict], finish: str,
+                       usage: dict[str, Any], gate: HoldGate, counters: Counters, *,
+                       cut_at: int | None = None) -> AsyncIterator[tuple[str, bytes]]:
+    """Yield (kind, bytes) wire events for these deltas; kind is "chunk", "comment" or "done".
+
+    The one framing of a streamed answer (text, reasoning or tool-call pieces): the role chunk,
+    a chunk per delta, then the finish chunk with usage where the family puts it. ``cut_at``:
+    the plan's stream fault strikes before that delta.
+    """
     created = int(time.time())
     traits = plan.traits
     places = traits.usage_places(asked=plan.include_usage)
@@ -94,26 +114,22 @@ async def stream_events(plan: Plan, ident: str, answer: Answer, gate: HoldGate,
     if traits.keep_alive:
         yield "comment", b": keep-alive\n\n"
     yield "chunk", chunk({"role": "assistant", "content": ""})
-    for piece in answer.thoughts:
-        await pause()
-        yield "chunk", chunk({traits.reasoning_field or "reasoning_content": piece})
-    cut_at = cut_point(answer.pieces) if plan.fault in STREAM_FAULTS else None
-    for i, piece in enumerate(answer.pieces):
+    for i, delta in enumerate(deltas):
         if i == cut_at:
             async for event in _fault_events(plan.fault, counters):
                 yield event
             return
         await pause()
-        yield "chunk", chunk({"content": piece})
+        yield "chunk", chunk(delta)
     if plan.hold or gate.closed:
         await gate.wait(plan.hold)
     await pause()
-    extra = {"usage": answer.usage} if USAGE_IN_CHOICE in places else {}
-    top = {"usage": answer.usage} if USAGE_TOP_LEVEL in places else None
-    yield "chunk", chunk({}, answer.finish, top, **extra)
+    extra = {"usage": usage} if USAGE_IN_CHOICE in places else {}
+    top = {"usage": usage} if USAGE_TOP_LEVEL in places else None
+    yield "chunk", chunk({}, finish, top, **extra)
     if USAGE_TRAILING in places:
         yield "chunk", _sse({"id": ident, "object": "chat.completion.chunk", "created": created,
-                             "model": plan.model, "choices": [], "usage": answer.usage},
+                             "model": plan.model, "choices": [], "usage": usage},
                             ascii_only=True)
     yield "done", b"data: [DONE]\n\n"
 

@@ -14,19 +14,17 @@ from the question for numeric ones). The JSON streams as content pieces like any
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from ..providers import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, USAGE_TRAILING, ToolCallQuirks
+from ..providers import ToolCallQuirks
 from ..replies import has_cjk, message_text, split_pieces
 from ..tokens import count_prompt_tokens, count_tokens, cut_to_tokens
-from .chunks import Answer, make_answer
+from .chunks import Answer, delta_events, make_answer
 from .counters import Counters
 from .errors import BadRequest
 from .gate import HoldGate
@@ -110,42 +108,8 @@ def tool_response(plan: Plan, body: dict, turn: ToolTurn, ident: str, gate: Hold
             "model": plan.model, "usage": usage,
             "choices": [{"index": 0, "message": _message(plan, turn), "finish_reason": finish}],
         })
-    events = _events(plan, ident, deltas, finish, usage, gate)
+    events = delta_events(plan, ident, deltas, finish, usage, gate, counters)
     return ChunkStream(counters, events, planned=len(deltas) + 2, plan=plan)
-
-
-def _sse(payload: dict) -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False,
-                                  separators=(",", ":")).encode() + b"\n\n"
-
-
-async def _events(plan: Plan, ident: str, deltas: list[dict], finish: str, usage: dict,
-                  gate: HoldGate) -> AsyncIterator[tuple[str, bytes]]:
-    created = int(time.time())
-    places = plan.traits.usage_places(asked=plan.include_usage)
-
-    def chunk(delta: dict, reason: str | None = None, **extra: Any) -> dict:
-        choice = {"index": 0, "delta": delta, "finish_reason": reason}
-        if USAGE_IN_CHOICE in places and reason:
-            choice["usage"] = usage
-        return {"id": ident, "object": "chat.completion.chunk", "created": created,
-                "model": plan.model, "choices": [choice], **extra}
-
-    if plan.traits.keep_alive:
-        yield "comment", b": keep-alive\n\n"
-    yield "chunk", _sse(chunk({"role": "assistant", "content": ""}))
-    for delta in deltas:
-        await asyncio.sleep(plan.delay_s)  # always yield: a client that left is noticed
-        yield "chunk", _sse(chunk(delta))
-    if plan.hold or gate.closed:
-        await gate.wait(plan.hold)
-    await asyncio.sleep(plan.delay_s)
-    top = {"usage": usage} if USAGE_TOP_LEVEL in places else {}
-    yield "chunk", _sse(chunk({}, finish, **top))
-    if USAGE_TRAILING in places:
-        yield "chunk", _sse({"id": ident, "object": "chat.completion.chunk", "created": created,
-                             "model": plan.model, "choices": [], "usage": usage})
-    yield "done", b"data: [DONE]\n\n"
 
 
 def _schema_object(schema: dict, text: str, question: str) -> dict[str, Any]:
