@@ -39,6 +39,11 @@ _EXPORTS: dict[str, str] = {
     "iter_tool_loop": "tools", "aiter_tool_loop": "tools", "run_call": "tools",
     "calculate": "calculator", "PartialJSON": "structured", "iter_partial_json": "structured",
     "aiter_partial_json": "structured", "parse_partial": "structured",
+    # files, tokens and cost (lesson 9)
+    "file_message": "files", "afile_message": "files", "estimate_tokens": "files",
+    "call_cost": "cost", "format_cost": "cost", "price_of": "providers",
+    "Budget": "budget", "BudgetExceeded": "budget",
+    "trim_history": "history", "context_window": "history",
 }
 
 __all__ = sorted(_EXPORTS)

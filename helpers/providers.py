@@ -17,17 +17,22 @@ Deliberate choices:
   honoured). The three places are named in the lessons' words (``USAGE_*`` below).
 - ``tool_calls``: how each family streams tool calls (:class:`ToolCallQuirks`), kept in its own
   section at the end (``TOOL_CALLS``) and written into ``FAMILIES`` there.
+- Prices per model (:class:`Price`, per million tokens, with currency, source and date) are a
+  section of their own too (``PRICES``), written into ``MODELS[m].price``. The offline provider
+  has no prices: its token counts (``helpers.tokens``) times the real model's price.
+- The Markdown tables the lessons print from these records live in
+  :mod:`helpers.provider_tables` (re-exported here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 __all__ = [
-    "AUTO_ORDER", "COLUMNS", "FAMILIES", "MODELS", "PROVIDERS", "TOOL_CALLS", "USAGE_IN_CHOICE",
-    "USAGE_PLACES", "USAGE_TOP_LEVEL", "USAGE_TRAILING", "Model", "Provider", "ToolCallQuirks",
-    "WireTraits", "comparison_table", "model_traits", "traits_for",
+    "AUTO_ORDER", "COLUMNS", "FAMILIES", "MODELS", "PRICES", "PROVIDERS", "TOOL_CALLS",
+    "USAGE_IN_CHOICE", "USAGE_PLACES", "USAGE_TOP_LEVEL", "USAGE_TRAILING", "Model", "Price",
+    "Provider", "ToolCallQuirks", "WireTraits", "comparison_table", "model_traits", "price_of",
+    "traits_for",
 ]
 
 CHECKED = "2026-11-28"  # the day the facts below were last checked against their sources
@@ -129,8 +134,20 @@ FAMILIES: dict[str, WireTraits] = {t.family: t for t in (
 
 
 @dataclass(frozen=True)
+class Price:
+    """What a model costs per million tokens, as its provider's price page said on ``checked``."""
+
+    input: float  # per 1M prompt tokens (a cache miss)
+    output: float  # per 1M completion tokens (reasoning included)
+    cached_input: float | None = None  # per 1M cached prompt tokens (None: no discount)
+    currency: str = "USD"
+    checked: str = CHECKED
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Model:
-    """One model id: its family, context window, and whether the id is still served."""
+    """One model id: its family, context window, price, and whether the id is still served."""
 
     id: str
     family: str
@@ -138,6 +155,7 @@ class Model:
     checked: str = CHECKED
     source: str = ""
     retired: str = ""  # empty while served; else a note (when, and what replaces it)
+    price: Price | None = None  # filled in the "Prices" section at the end (None: unknown)
 
     @property
     def reasoning(self) -> bool:
@@ -249,64 +267,6 @@ def traits_for(provider: str, model: str) -> WireTraits:
     return FAMILIES[preset.family if preset is not None else "openai"]
 
 
-_PLACE_WORDS = {
-    USAGE_IN_CHOICE: "inside `choices[0].usage` of the last chunk",
-    USAGE_TOP_LEVEL: "top-level `usage` on the last chunk (the one with `finish_reason`)",
-    USAGE_TRAILING: "one extra chunk with **empty** `choices` and a top-level `usage`",
-}
-_ASK = '`stream_options={"include_usage": True}`'
-
-
-def _usage_cell(t: WireTraits) -> str:
-    if t.usage_unasked:
-        return f"{_PLACE_WORDS[t.usage_unasked]}, always"
-    if t.usage_when_asked:
-        return f"only if you ask with {_ASK}: then {_PLACE_WORDS[t.usage_when_asked]}"
-    return "never in a stream"
-
-
-def _asked_cell(t: WireTraits) -> str:
-    if t.usage_when_asked is None:
-        return "ignored"
-    if t.usage_when_asked == t.usage_unasked:
-        return "nothing changes"
-    return f"adds {_PLACE_WORDS[t.usage_when_asked]}"
-
-
-#: column name -> (header, cell renderer)
-COLUMNS: dict[str, tuple[str, Callable[[WireTraits], str]]] = {
-    "usage": ("where `usage` is in a stream", _usage_cell),
-    "asked": (f"with {_ASK}", _asked_cell),
-    "keep_alive": ("`: keep-alive` comments", lambda t: "yes" if t.keep_alive else "no"),
-    "reasoning": ("reasoning streams in", lambda t: f"`delta.{t.reasoning_field}`"
-                  if t.reasoning_field else "-"),
-}
-
-
-def comparison_table(families: Sequence[str] | None = None,
-                     columns: Sequence[str] = ("usage",), *, merge: bool = True) -> str:
-    """Render the lessons' provider comparison as a Markdown table, from ``FAMILIES``.
-
-    Args:
-        families: which families, in row order (default: all).
-        columns: names from ``COLUMNS`` ("usage", "asked", "keep_alive", "reasoning").
-        merge: join families whose cells are all equal into one row ("OpenAI, Qwen (DashScope)").
-    """
-    rows: list[tuple[list[str], tuple[str, ...]]] = []
-    for name in families or tuple(FAMILIES):  # a label per row, cells per column
-        traits = FAMILIES[name]
-        cells = tuple(COLUMNS[c][1](traits) for c in columns)
-        same = next((r for r in rows if r[1] == cells), None) if merge else None
-        if same is not None:
-            same[0].append(traits.label)
-        else:
-            rows.append(([traits.label], cells))
-    head = ["provider", *(COLUMNS[c][0] for c in columns)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join([", ".join(labels), *cells]) + " |" for labels, cells in rows]
-    return "\n".join(lines)
-
-
 # -- Tool calls ----------------------------------------------------------------------------------
 # How each family streams tool calls. Kept in its own section; written into FAMILIES below, so
 # ``FAMILIES[f].tool_calls`` is the one place readers look.
@@ -355,3 +315,48 @@ TOOL_CALLS: dict[str, ToolCallQuirks] = {
 }
 for _family, _quirks in TOOL_CALLS.items():
     FAMILIES[_family] = replace(FAMILIES[_family], tool_calls=_quirks)
+
+
+# -- Prices --------------------------------------------------------------------------------------
+# Per million tokens, as each price page (or a page quoting it) said on the date given. Prices
+# change: update the numbers, the source and ``checked`` together (lesson 9 shows how).
+
+_KIMI_PRICE_SRC = ("platform.kimi.ai/docs/pricing/chat (global platform, USD; the China platform "
+                   "bills CNY); figures as quoted by lava.so/docs/gateway/providers/moonshot")
+_K26_PRICE_SRC = ("platform.kimi.com/docs/pricing/chat-k26; $0.95 miss / $0.16 hit / $4.00 out "
+                  "as quoted by hivebook.wiki (Kimi K2.6) and Cloudflare Workers AI's "
+                  "@cf/moonshotai/kimi-k2.6 page")
+_DEEPSEEK_PRICE_SRC = ("api-docs.deepseek.com/quick_start/pricing (DeepSeek-V4-Flash; its peak / "
+                       "off-peak rates from 2026-08-16 are not modelled: these are the list "
+                       "rates)")
+_OPENAI_PRICE_SRC = ("developers.openai.com/api/docs/pricing, as listed in "
+                     "github.com/Sraleik/undetermini PRICING.md (2026-05-07) and "
+                     "api-evangelist's 2026-11-06 post")
+_QWEN_PRICE_SRC = ("alibabacloud.com/help/en/model-studio/models (international, the lowest "
+                   "prompt-length tier; longer prompts cost more), as quoted by getmaxim.ai "
+                   "(qwen-turbo) and wavespeed.ai (qwen-plus)")
+
+#: model id -> price. Retired ids and the offline provider's own ``offline-tiny`` have none.
+PRICES: dict[str, Price] = {
+    "moonshot-v1-8k": Price(0.20, 2.00, source=_KIMI_PRICE_SRC),
+    "moonshot-v1-32k": Price(1.00, 3.00, source=_KIMI_PRICE_SRC),
+    "moonshot-v1-128k": Price(2.00, 5.00, source=_KIMI_PRICE_SRC),
+    "kimi-k2.6": Price(0.95, 4.00, cached_input=0.16, source=_K26_PRICE_SRC),
+    "qwen-plus": Price(0.40, 1.20, source=_QWEN_PRICE_SRC),
+    "qwen-turbo": Price(0.05, 0.20, source=_QWEN_PRICE_SRC),
+    "deepseek-v4-flash": Price(0.14, 0.28, cached_input=0.0028, source=_DEEPSEEK_PRICE_SRC),
+    "gpt-4o-mini": Price(0.15, 0.60, cached_input=0.075, source=_OPENAI_PRICE_SRC),
+    "gpt-4.1-mini": Price(0.40, 1.60, cached_input=0.10, source=_OPENAI_PRICE_SRC),
+    "qwen2.5:0.5b": Price(0.0, 0.0, source="your own machine: no per-token price"),
+}
+for _model, _price in PRICES.items():
+    MODELS[_model] = replace(MODELS[_model], price=_price)
+
+
+def price_of(model: str) -> Price | None:
+    """Return ``model``'s price per million tokens, or None when the table has none."""
+    known = MODELS.get(model)
+    return known.price if known is not None else None
+
+
+from .provider_tables import COLUMNS, comparison_table  # noqa: E402  (renders the records above)
