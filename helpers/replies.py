@@ -3,7 +3,9 @@
 The offline provider must be useful in a lesson, so it answers the lessons' questions with real
 (short) answers from a small repertoire: the blog's persona is a math teacher's assistant, so
 the answers carry LaTeX. A question with Chinese characters is answered in Chinese. Anything
-else gets a transparent fallback that says it is the offline model.
+else gets a transparent fallback that says it is the offline model. A question about a file
+("worksheet", "file", "document", ...) while a system message holds a file's text is answered by
+quoting the line of that text that shares the most words with the question (lesson 9).
 
 Tokens are counted by :mod:`helpers.tokens` (the offline provider's own rule). Streaming
 sends *pieces*: a word with its leading spaces, one punctuation mark with its leading spaces, or
@@ -138,6 +140,27 @@ HOSTILE_REPLY = (
 )
 
 _RECALL = ("what did i ask", "what did i just ask", "我刚才问", "我上一个问题")
+#: A question naming one of these asks about a file whose text is in a system message.
+_ABOUT_A_FILE = ("file", "worksheet", "document", "pdf", "attached", "文件", "附件")
+_WORD = re.compile(r"[A-Za-z0-9]+|[\u4e00-\u9fff]")
+_STOP = frozenset("a an and are as at be by do does for from how i in is it me my of on or the "
+                  "this to what which with you".split())
+
+
+def _from_a_file(messages: Sequence[dict], question: str) -> str | None:
+    """Quote the system-message line that shares the most words with a question about a file."""
+    if not any(k in question.lower() for k in _ABOUT_A_FILE):
+        return None
+    asked = {w for w in _WORD.findall(question.lower())
+             if w not in _STOP and not any(w in k for k in _ABOUT_A_FILE)}
+    lines = [line.strip() for m in messages if m.get("role") == "system"
+             for line in message_text(m).splitlines() if line.strip()]
+    numbered = re.compile(r"(\d+)[.)]")  # "question 3" points at the line "3. ..." first
+    scored = [(len(asked & set(_WORD.findall(line.lower())))
+               + (bool(m := numbered.match(line)) and m.group(1) in asked), -i, line)
+              for i, line in enumerate(lines)]
+    best = max(scored, default=(0, 0, ""))
+    return f'The file says: "{best[2]}"' if best[0] else None
 
 
 @dataclass(frozen=True)
@@ -161,6 +184,8 @@ def compose_reply(messages: Sequence[dict], *, reasoning: bool = False) -> Reply
                     else f'Your previous question was: "{users[-2]}"')
         else:
             text = "这是你的第一个问题。" if zh else "This is your first question."
+    if text is None:
+        text = _from_a_file(messages, question)
     if text is None:
         for entry in _REPERTOIRE:
             if any(k in lowered for k in entry.keywords):

@@ -150,3 +150,21 @@ def test_estimate_equals_usage_for_the_same_request(provider):
     bad = httpx.post(provider.base_url + "/tokenizers/estimate-token-count",
                      json={"model": "moonshot-v1-8k"}, headers={"Authorization": "Bearer k"})
     assert bad.status_code == 400 and "messages" in bad.json()["error"]["message"]
+
+
+def test_a_question_about_the_file_is_answered_from_its_text(provider):
+    client = sdk(provider)
+    made = client.files.create(file=("w.pdf", WORKSHEET), purpose="file-extract")
+    messages = [{"role": "system", "content": client.files.content(made.id).text},
+                {"role": "system", "content": "You assist a mathematics teacher."}]
+    for question, line in [("How long is the hypotenuse in question 1 of the worksheet?", 1),
+                           ("Is the triangle in question 3 of the worksheet right?", 3),
+                           ("What hint does the worksheet give?", 4)]:
+        stream = client.chat.completions.create(
+            model="moonshot-v1-8k", stream=True,
+            messages=[*messages, {"role": "user", "content": question}])
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == f'The file says: "{LINES[line]}"'
+    plain = client.chat.completions.create(model="moonshot-v1-8k", messages=[
+        {"role": "user", "content": "How long is the hypotenuse in question 1 of the worksheet?"}])
+    assert "file says" not in plain.choices[0].message.content  # no file text, no quote
