@@ -45,6 +45,10 @@ class ChatRequest(_Strict):
     question: str | None = Field(None, max_length=MAX_TEXT_CHARS)
     history: list[HistoryMessage] = Field(default_factory=list, max_length=MAX_HISTORY)
     messages: list[ChatMessage] | None = Field(None, max_length=MAX_HISTORY + 1)
+    #: at most this many answer tokens (a relay may set a ceiling: helpers/relay/limits.py)
+    max_tokens: int | None = Field(None, ge=1)
+    #: events get ids and survive a dropped connection (helpers/relay/resume.py)
+    resumable: bool = False
 
     @model_validator(mode="after")
     def _one_form(self) -> ChatRequest:

@@ -37,7 +37,8 @@ _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 async def tool_batches(client: openai.AsyncOpenAI, model: str, messages: list[dict],
                        tools: Sequence[Tool], *, ask_for_usage: bool = True,
-                       max_rounds: int = 4) -> AsyncIterator[Batch]:
+                       max_rounds: int = 4, max_tokens: int | None = None
+                       ) -> AsyncIterator[Batch]:
     """Run the tool loop; yield the relay's events, one batch per loop event.
 
     Text and reasoning become ``delta`` / ``reasoning`` as in a plain answer; calls become
@@ -45,6 +46,8 @@ async def tool_batches(client: openai.AsyncOpenAI, model: str, messages: list[di
     when reported) and ``done``. Raises the SDK's exceptions, like the plain reader.
     """
     extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if ask_for_usage else {}
+    if max_tokens is not None:
+        extra["max_tokens"] = max_tokens
     parts: dict[int, int] = {}  # id(ToolCall) -> part number in this answer
     usage: dict[str, int] = {}
     finish = "stop"

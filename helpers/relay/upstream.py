@@ -65,7 +65,8 @@ def _fold(chunk: Any, batch: Batch, request: httpx2.Request,
 
 
 async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: list[dict],
-                           *, ask_for_usage: bool = True) -> AsyncIterator[Batch]:
+                           *, ask_for_usage: bool = True,
+                           max_tokens: int | None = None) -> AsyncIterator[Batch]:
     """Stream one chat completion; yield the relay's events, one batch per network read.
 
     Yields ``delta`` / ``reasoning`` events as text arrives, then one batch with ``usage``
@@ -77,6 +78,8 @@ async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: lis
     body: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
     if ask_for_usage:
         body["stream_options"] = {"include_usage": True}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
     http = await client.post("/chat/completions", cast_to=httpx2.Response, body=body,

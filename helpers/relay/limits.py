@@ -1,0 +1,203 @@
+"""Per-client limits and budgets: concurrent streams, requests per minute, a max_tokens
+ceiling and a daily budget, counted in the shared store so they hold across every worker.
+
+Deliberate choices:
+
+- **The relay's own 429s say so.** Each limit has its own error type (``relay_*_limit``,
+  never the provider's ``rate_limit_reached_error``) and a message that names the relay, so a
+  learner can tell "my relay refused me" from "the provider refused the relay". Retry-After is
+  sent where a time is known (requests per minute: when the oldest request leaves the window;
+  the budget: next midnight UTC), not for concurrent streams (it depends on your own answers).
+- **A budget reserves before it spends.** Admission reserves the prompt's tokens (the offline
+  provider's counting rule, :func:`helpers.tokens.count_prompt_tokens`) plus the answer's
+  ``max_tokens`` (the client's, else the ceiling, else :data:`BUDGET_MAX_TOKENS`, sent upstream
+  so the answer cannot be longer); when the answer ends the reservation is corrected to the
+  usage the provider reported (or, if it reported none, the prompt plus the text relayed). So
+  parallel requests cannot overshoot: the budget holds across workers, within the difference
+  between the counting rule and the provider's own count.
+- **A budget in tokens** for now: :meth:`Limiter.charge` is the one place that turns usage
+  into what a budget counts, ready for the price table (money) when it lands.
+- **Without any limit configured the store is never touched** (the default relay's speed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from fastapi.responses import JSONResponse
+from starlette.types import Scope
+
+from ..tokens import count_prompt_tokens, count_tokens
+from .identity import TrustedProxies, client_identity
+from .models import error_response
+from .store import Store
+from .upstream import Batch
+
+__all__ = ["BUDGET_MAX_TOKENS", "Limiter", "Limits", "RelayLimit", "Ticket"]
+
+BUDGET_MAX_TOKENS = 4096
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may do; None: no limit.
+
+    Args:
+        concurrent_streams: answers streaming at once.
+        requests_per_minute: requests in any 60 s window.
+        max_tokens: the largest ``max_tokens`` a request may ask for (and the default).
+        daily_tokens: tokens (prompt + answer) per UTC day.
+        stream_lease: seconds a worker that died keeps a stream slot taken.
+    """
+
+    concurrent_streams: int | None = None
+    requests_per_minute: int | None = None
+    max_tokens: int | None = None
+    daily_tokens: int | None = None
+    stream_lease: float = 3600.0
+
+    @property
+    def any(self) -> bool:
+        """True when at least one limit is set."""
+        return any(v is not None for v in (self.concurrent_streams, self.requests_per_minute,
+                                           self.max_tokens, self.daily_tokens))
+
+
+class RelayLimit(Exception):
+    """A request the relay itself refuses (429), with the limit's own type and message."""
+
+    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.retry_after = kind, message, retry_after
+
+    def response(self) -> JSONResponse:
+        """The 429 in the relay's error shape, with Retry-After when a time is known."""
+        headers = {} if self.retry_after is None else {
+            "Retry-After": str(max(1, int(self.retry_after + 0.999)))}
+        return error_response(429, self.kind, self.message, headers)
+
+
+def _seconds_to_midnight(now: dt.datetime) -> float:
+    tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (tomorrow - now).total_seconds()
+
+
+class Ticket:
+    """An admitted request: its ``max_tokens``, and what it holds until its answer ends."""
+
+    def __init__(self, limiter: Limiter | None = None, client: str = "", lease: str | None = None,
+                 day: str = "", reserved: float = 0.0, prompt: int = 0,
+                 max_tokens: int | None = None) -> None:
+        self.limiter, self.client, self.lease, self.day = limiter, client, lease, day
+        self.reserved, self.prompt, self.max_tokens = reserved, prompt, max_tokens
+
+    async def metered(self, batches: AsyncIterator[Batch]) -> AsyncIterator[Batch]:
+        """Pass ``batches`` through; when they end, settle the budget and free the slot."""
+        if self.limiter is None:
+            async for batch in batches:
+                yield batch
+            return
+        usage: dict[str, Any] | None = None
+        relayed = 0
+        try:
+            async for batch in batches:
+                for name, data in batch:
+                    if name == "usage":
+                        usage = data
+                    elif name in ("delta", "reasoning"):
+                        relayed += count_tokens(data["content"])
+                yield batch
+        finally:
+            with anyio.CancelScope(shield=True):
+                await batches.aclose()  # type: ignore[attr-defined]
+                await self.limiter.settle(self, usage, relayed)
+
+
+class Limiter:
+    """Admit or refuse requests by :class:`Limits`, counting in a shared :class:`Store`."""
+
+    def __init__(self, limits: Limits, store: Store,
+                 trusted: TrustedProxies | None = None) -> None:
+        self.limits, self.store, self.trusted = limits, store, trusted
+
+    def client(self, scope: Scope) -> str:
+        """Return the identity limits are counted by (:func:`client_identity`)."""
+        return client_identity(scope, self.trusted)
+
+    @staticmethod
+    def charge(usage: dict[str, Any]) -> float:
+        """Turn a usage report into what budgets count: tokens (the seam for prices)."""
+        return float(usage.get("total_tokens") or 0)
+
+    async def admit(self, scope: Scope, messages: list[dict],
+                    max_tokens: int | None = None) -> Ticket:
+        """Admit one request or raise :class:`RelayLimit`; end the ticket's batches after."""
+        limits = self.limits
+        if limits.max_tokens is not None and max_tokens is not None \
+                and max_tokens > limits.max_tokens:
+            raise RelayLimit("relay_max_tokens_limit",
+                             f"This relay allows at most max_tokens={limits.max_tokens} per "
+                             f"request; you asked for {max_tokens} (a limit of the relay, "
+                             "not of the provider).")
+        max_tokens = max_tokens or limits.max_tokens
+        if not limits.any:
+            return Ticket(max_tokens=max_tokens)
+        client = self.client(scope)
+        if limits.requests_per_minute is not None:
+            wait = await self.store.hit(client, limits.requests_per_minute, 60.0)
+            if wait is not None:
+                raise RelayLimit("relay_rate_limit",
+                                 f"This relay allows {limits.requests_per_minute} requests per "
+                                 f"minute per client; try again in {wait:.0f} s (a limit of "
+                                 "the relay, not of the provider).", wait)
+        lease = None
+        if limits.concurrent_streams is not None:
+            lease = uuid.uuid4().hex
+            if not await self.store.take_stream(client, lease, limits.concurrent_streams,
+                                                limits.stream_lease):
+                raise RelayLimit("relay_concurrency_limit",
+                                 f"This relay streams at most {limits.concurrent_streams} "
+                                 "answers at once per client; wait for one to finish (a limit "
+                                 "of the relay, not of the provider).")
+        now = dt.datetime.now(dt.UTC)
+        ticket = Ticket(self, client, lease, now.date().isoformat(), max_tokens=max_tokens)
+        if limits.daily_tokens is not None:
+            ticket.max_tokens = max_tokens = max_tokens or BUDGET_MAX_TOKENS
+            ticket.prompt = count_prompt_tokens(messages)
+            amount = float(ticket.prompt + max_tokens)
+            used = await self.store.reserve(client, ticket.day, amount, limits.daily_tokens)
+            if used is not None:
+                await self._free(ticket)
+                raise RelayLimit("relay_budget_limit",
+                                 f"This client's daily budget on this relay is "
+                                 f"{limits.daily_tokens} tokens; {used:.0f} are used and this "
+                                 f"request may need {amount:.0f}. It renews at midnight UTC "
+                                 "(a limit of the relay, not of the provider).",
+                                 _seconds_to_midnight(now))
+            ticket.reserved = amount
+        return ticket
+
+    async def settle(self, ticket: Ticket, usage: dict[str, Any] | None, relayed: int) -> None:
+        """Correct the reservation to what was used, and free the stream slot."""
+        if ticket.reserved:
+            spent = self.charge(usage) if usage else float(ticket.prompt + relayed
+                                                           if relayed else 0)
+            if spent != ticket.reserved:
+                await self.store.adjust(ticket.client, ticket.day, spent - ticket.reserved)
+            ticket.reserved = 0.0
+        await self._free(ticket)
+
+    async def _free(self, ticket: Ticket) -> None:
+        if ticket.lease is not None:
+            await self.store.drop_stream(ticket.client, ticket.lease)
+            ticket.lease = None
+
+    async def used(self, client: str, day: str | None = None) -> float:
+        """Return what ``client`` used on ``day`` (default: today, UTC)."""
+        day = day or dt.datetime.now(dt.UTC).date().isoformat()
+        return await self.store.used(client, day)

@@ -1,0 +1,128 @@
+"""``python -m helpers.relay --workers N``: the same relay in N processes (uvicorn's workers).
+
+Deliberate choices:
+
+- **uvicorn's own supervisor** (``uvicorn.supervisors.Multiprocess``), not gunicorn: one
+  dependency fewer, and it restarts a worker that dies and stops them all on SIGTERM or Ctrl-C.
+- **The parent binds the socket** (:mod:`helpers.servers`' rules: a taken port
+  is a clear error at once) and hands it to every worker; the kernel spreads connections.
+- **Workers build their app from the environment** (:data:`ENV_VAR`, JSON), because a
+  spawned process cannot be handed a live app. The parent resolves the provider first (and
+  starts the offline provider once, in itself, when there is no key), so every worker talks
+  to the same upstream. A key given with ``--api-key`` travels in that variable (it is for
+  local upstreams and tests; real keys come from the environment or ``.env`` in each worker).
+- **What workers share lives in the store** (limits, resumable answers): a worker-count > 1
+  without ``--store`` gets one SQLite file made by the parent and removed when it exits.
+- **Clean shutdown:** SIGTERM reaches the parent, which passes it to each worker; a worker
+  stops accepting, gives open streams ``timeout_graceful_shutdown`` seconds, then cancels them
+  (each closes its upstream request) and runs its lifespan shutdown (resumable answers closed,
+  store closed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
+
+from ..servers import _bind as bind_socket
+from ..settings import Config
+from .limits import Limits
+from .resume import DEFAULT_GRACE
+
+__all__ = ["ENV_VAR", "add_scale_options", "app_from_env", "scale_options", "serve_workers"]
+
+#: The variable that carries the relay's options from the parent to its workers.
+ENV_VAR = "HELPERS_RELAY_WORKER_OPTIONS"
+#: Seconds open streams get when the relay stops before they are cut.
+GRACEFUL_SECONDS = 3
+
+
+def add_scale_options(parser: argparse.ArgumentParser) -> None:
+    """Add the CLI's options for workers, limits, the shared store and resumable answers."""
+    group = parser.add_argument_group("several processes, limits and budgets (docs/deploy.md)")
+    group.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="serve with N processes (uvicorn's workers)")
+    group.add_argument("--store", default=None, metavar="URL",
+                       help="what workers share: sqlite:///path/file.sqlite3 (default: a "
+                            "temporary file) or redis://host:port/0 (several machines)")
+    group.add_argument("--max-streams", type=int, default=None, metavar="N",
+                       help="answers one client may stream at once")
+    group.add_argument("--requests-per-minute", type=int, default=None, metavar="N",
+                       help="requests one client may make in any 60 s")
+    group.add_argument("--max-tokens", type=int, default=None, metavar="N",
+                       help="the largest max_tokens a request may ask for (and the default)")
+    group.add_argument("--daily-tokens", type=int, default=None, metavar="N",
+                       help="tokens (prompt + answer) one client may use per UTC day")
+    group.add_argument("--trust-proxy", action="append", default=[], metavar="ADDR",
+                       help="a proxy (address or network) whose X-Forwarded-For names clients")
+    group.add_argument("--resume-grace", type=float, default=DEFAULT_GRACE, metavar="S",
+                       help="seconds a dropped page has to reconnect and resume its answer")
+
+
+def scale_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return :func:`create_app`'s keyword arguments for :func:`add_scale_options`' flags."""
+    if args.workers < 1:
+        raise ValueError("--workers must be 1 or more")
+    limits = Limits(concurrent_streams=args.max_streams,
+                    requests_per_minute=args.requests_per_minute,
+                    max_tokens=args.max_tokens, daily_tokens=args.daily_tokens)
+    return {"limits": limits, "store": args.store, "trusted_proxies": args.trust_proxy,
+            "resume_grace": args.resume_grace}
+
+
+def app_from_env() -> FastAPI:
+    """Build a worker's app from :data:`ENV_VAR` (uvicorn calls this in each worker)."""
+    from .app import create_app
+    from .tools import MATH_TOOLS
+
+    options = json.loads(os.environ[ENV_VAR])
+    config = Config(**options.pop("config"))
+    limits = Limits(**options.pop("limits"))
+    tools = MATH_TOOLS if options.pop("math_tools", False) else ()
+    return create_app(config, limits=limits, tools=tools, **options)
+
+
+def serve_workers(config: Config, *, workers: int, host: str, port: int,
+                  limits: Limits, store: str | None, math_tools: bool = False,
+                  loop: str = "asyncio", **app_options: Any) -> int:
+    """Serve the relay with ``workers`` processes until SIGTERM or Ctrl-C; return 0."""
+    made_store = None
+    if store is None:
+        handle, name = tempfile.mkstemp(prefix="helpers-relay-", suffix=".sqlite3")
+        os.close(handle)
+        made_store = Path(name)
+        store = f"sqlite:///{made_store}"
+    options = {"config": asdict(config), "limits": asdict(limits), "store": store,
+               "trusted_proxies": list(app_options.pop("trusted_proxies", ())),
+               "math_tools": math_tools, **app_options}
+    os.environ[ENV_VAR] = json.dumps(options)
+    sock = bind_socket(host, port)
+    settings = uvicorn.Config("helpers.relay.workers:app_from_env", factory=True, host=host,
+                              port=sock.getsockname()[1], workers=workers, loop=loop,
+                              http="h11", lifespan="on", log_config=None, log_level="warning",
+                              access_log=False, timeout_graceful_shutdown=GRACEFUL_SECONDS,
+                              timeout_keep_alive=5)
+    display = f"[{host}]" if ":" in host else host
+    url = f"http://{display}:{sock.getsockname()[1]}/"
+    print(f"relay serving at {url} with {workers} workers (provider {config.provider}, model "
+          f"{config.model}, store {store.split('://', 1)[0]})", flush=True)
+    if app_options.get("token"):  # on the terminal only, as the one-process relay does
+        print(f"access token required: open {url}#token={app_options['token']}", flush=True)
+    try:
+        Multiprocess(settings, sockets=[sock]).run()
+    finally:
+        sock.close()
+        os.environ.pop(ENV_VAR, None)
+        if made_store is not None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(made_store) + suffix).unlink(missing_ok=True)
+    return 0
