@@ -14,6 +14,7 @@ from .lesson5 import check_lesson5_ex1, check_lesson5_ex2
 from .lesson6 import check_lesson6_ex1, check_lesson6_ex2
 from .lesson7 import check_lesson7_ex1, check_lesson7_ex2
 from .lesson8 import check_lesson8_ex1, check_lesson8_ex2
+from .lesson9 import check_lesson9_ex1, check_lesson9_ex2
 
 __all__ = [
     "check_lesson1_ex1",
@@ -32,4 +33,6 @@ __all__ = [
     "check_lesson7_ex2",
     "check_lesson8_ex1",
     "check_lesson8_ex2",
+    "check_lesson9_ex1",
+    "check_lesson9_ex2",
 ]
