@@ -30,7 +30,7 @@ import jsonschema
 
 from .toolcalls import Event, ToolCall, ToolCallAssembler
 
-__all__ = ["WEB_SEARCH", "Tool", "ToolLoopResult", "aiter_tool_loop", "arun_tools",
+__all__ = ["WEB_SEARCH", "Tool", "ToolLoop", "ToolLoopResult", "aiter_tool_loop", "arun_tools",
            "iter_tool_loop", "run_call", "run_tools", "tool"]
 
 _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
@@ -177,18 +177,51 @@ def _request(messages: list[dict], tools: Sequence[Tool], kw: dict) -> dict[str,
     return {"messages": messages, "tools": [t.spec() for t in tools], "stream": True, **kw}
 
 
+class ToolLoop(Iterator[Event]):
+    """The events of a running tool loop; ``response`` is the current request's HTTP response.
+
+    A live view stops a loop by shutting that response's socket down (a provider that is
+    silent mid-answer wakes nobody otherwise); :meth:`close` closes the current stream.
+    """
+
+    def __init__(self, events: Iterator[Event], streams: list[Any]) -> None:
+        self._events = events
+        self._streams = streams  # the SDK stream of each request so far
+
+    def __next__(self) -> Event:
+        return next(self._events)
+
+    @property
+    def response(self) -> Any:
+        """Return the HTTP response being read now (None before the first request)."""
+        return getattr(self._streams[-1], "response", None) if self._streams else None
+
+    def close(self) -> None:
+        """Stop the loop and close the stream it is reading."""
+        self._events.close()  # type: ignore[attr-defined]
+
+
 def iter_tool_loop(client: Any, *, model: str, messages: Sequence[dict], tools: Sequence[Tool],
-                   max_rounds: int = 4, **kw: Any) -> Iterator[Event]:
+                   max_rounds: int = 4, **kw: Any) -> ToolLoop:
     """Run the tool loop, yielding events; ``messages`` (a list) grows with the conversation.
 
     Extra keyword arguments go to ``client.chat.completions.create`` (e.g. ``extra_body``).
     The last event is "done" (its text is the answer) or "stopped".
     """
+    streams: list[Any] = []
+    return ToolLoop(_tool_loop(client, model, messages, tools, max_rounds, kw, streams), streams)
+
+
+def _tool_loop(client: Any, model: str, messages: Sequence[dict], tools: Sequence[Tool],
+               max_rounds: int, kw: dict, streams: list[Any]) -> Iterator[Event]:
     history = messages if isinstance(messages, list) else list(messages)
     for _ in range(max_rounds):
         assembler = ToolCallAssembler()
-        for chunk in client.chat.completions.create(model=model, **_request(history, tools, kw)):
-            yield from assembler.feed(chunk)
+        with client.chat.completions.create(model=model,
+                                            **_request(history, tools, kw)) as stream:
+            streams.append(stream)
+            for chunk in stream:
+                yield from assembler.feed(chunk)
         ended = _end_round(assembler, history)
         yield from ended
         if ended and ended[-1].kind == "done":

@@ -27,6 +27,7 @@ from typing import Any
 
 from .streaming import StreamResult
 from .widget_blocks import HARD_LIMIT, SOFT_LIMIT, MarkdownPane
+from .widget_tools import ToolBox, ToolEntry
 
 __all__ = ["STATUS_RATE", "ViewWidgets", "status_line"]
 
@@ -103,10 +104,16 @@ class ViewWidgets:
         self._status_text = ""
         self._last_status = float("-inf")
         self._drawn_state = "ready"
+        self._after: list[ToolBox | MarkdownPane | None] = []  # each call, the text after it
 
     def draw(self, text: str, reasoning: str, state: str, *, now: float,
-             status: Callable[[], str], final: bool = False) -> None:
-        """Bring the widgets up to date; ``status()`` gives the status line if it is due."""
+             status: Callable[[], str], final: bool = False,
+             segments: list[str | ToolEntry] | None = None) -> None:
+        """Bring the widgets up to date; ``status()`` gives the status line if it is due.
+
+        ``segments``: the answer cut at a tool loop's calls (text, call, text, ...); without
+        it the answer is one text.
+        """
         if reasoning:
             if self.thinking_pane is None:
                 self._add_thinking_pane(open_=not text)
@@ -114,7 +121,10 @@ class ViewWidgets:
                 self.thinking.selected_index = None
                 self._folded = True
             self.thinking_pane.draw(reasoning)  # type: ignore[union-attr]
-        self.answer.draw(text)
+        if segments is None:
+            self.answer.draw(text)
+        else:
+            self._draw_segments(segments)
         if final or state != self._drawn_state or now - self._last_status >= 1 / STATUS_RATE:
             line = _status_html(state, status())
             if line != self._status_text:
@@ -136,4 +146,32 @@ class ViewWidgets:
                                     titles=("Thinking",), selected_index=0 if open_ else None)
         self.thinking.add_class("llm-stream-thinking-box")
         self._folded = not open_
-        self.body.children = (self.thinking, *self.answer.parts)
+        self._relayout()
+
+    def _draw_segments(self, segments: list[str | ToolEntry]) -> None:
+        """Draw the text before the first call, then each call and the text after it."""
+        first, *rest = segments
+        self.answer.draw(first)  # type: ignore[arg-type]
+        self._after += [None] * (len(rest) - len(self._after))
+        for i, part in enumerate(rest):
+            drawn = self._after[i]
+            if drawn is None:  # a new call, or the first text after one: new widgets
+                if isinstance(part, str) and not part:
+                    continue  # no text after this call (yet): no widgets
+                drawn = ToolBox(part) if isinstance(part, ToolEntry) else \
+                    MarkdownPane(self._layout, **self._limits)
+                self._after[i] = drawn
+                self._relayout()
+            if isinstance(drawn, ToolBox):
+                drawn.draw()
+            else:
+                drawn.draw(part)  # type: ignore[arg-type]
+
+    def _relayout(self) -> None:
+        """Set the body's children: thinking (if any), the answer, each call and its text."""
+        parts = [self.thinking] if self.thinking is not None else []
+        parts += self.answer.parts
+        for part in self._after:
+            if part is not None:
+                parts += [part.root] if isinstance(part, ToolBox) else part.parts
+        self.body.children = tuple(parts)

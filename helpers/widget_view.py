@@ -40,9 +40,11 @@ from typing import Any, TextIO
 
 from .errors import describe_error
 from .streaming import ChunkSource, StreamResult
+from .toolcalls import Event
 from .widget_blocks import HARD_LIMIT, SOFT_LIMIT
 from .widget_draw import ViewWidgets, status_line
 from .widget_env import in_kernel
+from .widget_tools import ToolTrack, tool_report
 
 __all__ = ["RATE", "StreamView"]
 
@@ -90,6 +92,7 @@ class StreamView:
         self._last_draw = float("-inf")
         self._printed_reasoning = 0  # plain-text mode: reasoning characters printed so far
         self._labelled_answer = False
+        self._tools = ToolTrack()  # the calls of a tool loop (none for a plain chunk stream)
         if self.widgets:
             self._parts = ViewWidgets(on_stop=self.stop, status=self._status_now("ready"),
                                       soft_limit=soft_limit, hard_limit=hard_limit)
@@ -116,7 +119,8 @@ class StreamView:
 
         Args:
             request: a function that makes the request and returns the stream (so the view
-                can time it and show its errors), or an already-open stream.
+                can time it and show its errors), or an already-open stream; or a tool
+                loop's events (:func:`helpers.tools.iter_tool_loop`).
         """
         if not self.widgets:
             self.consume(request)
@@ -178,9 +182,10 @@ class StreamView:
         With reasoning, the thinking comes first, both labelled:
         ``Thinking:\n<reasoning>\n\nAnswer:\n<answer>\n── <status>``.
         """
+        text = tool_report(self._tools.segments(self.text)) if self._tools.entries else self.text
         if not self.reasoning:
-            return f"{self.text}\n── {self.status()}"
-        return f"Thinking:\n{self.reasoning}\n\nAnswer:\n{self.text}\n── {self.status()}"
+            return f"{text}\n── {self.status()}"
+        return f"Thinking:\n{self.reasoning}\n\nAnswer:\n{text}\n── {self.status()}"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         if not self.widgets:
@@ -218,9 +223,10 @@ class StreamView:
                 _shutdown(stream)
             else:
                 self._set_state("streaming")
-                for chunk in stream:
+                for chunk in stream:  # chunks, or a tool loop's events (iter_tool_loop)
                     with self._cond:
-                        added = self.result.add(chunk, clock())
+                        added = (self._tools.apply(chunk, self.result, clock())
+                                 if isinstance(chunk, Event) else self.result.add(chunk, clock()))
                         self._version += 1
                         self._cond.notify_all()
                     if added:
@@ -237,6 +243,7 @@ class StreamView:
         finally:
             self.result.ended = clock()
             _close(stream)
+            self.error = self.error or self._tools.stopped  # a tool loop that did not converge
             with self._cond:
                 if self.error:
                     state = "error"
@@ -305,7 +312,8 @@ class StreamView:
         with self._cond:
             text, state, version = self.result.text, self.state, self._version
             reasoning = self.result.reasoning
-        self._parts.draw(text, reasoning, state, now=now, final=final,
+            segments = self._tools.segments(text) if self._tools.entries else None
+        self._parts.draw(text, reasoning, state, now=now, final=final, segments=segments,
                          status=lambda: self._status_now(state))
         self._drawn = (version, state)
         self._last_draw = now

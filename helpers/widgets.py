@@ -9,6 +9,8 @@ importable from here too:
 - :mod:`helpers.widget_draw`: what it looks like (:class:`ViewWidgets`, :func:`status_line`).
 - :mod:`helpers.widget_blocks`: Markdown cut into blocks (:func:`split_blocks`), drawn so the
   bytes sent grow linearly (:class:`MarkdownPane`, :class:`AppendOnlyColumn`).
+- :mod:`helpers.widget_tools`: a tool loop's calls (``show_stream(lambda: iter_tool_loop(...))``),
+  each a part of its own: name, arguments as they grow, result, then the answer.
 - :mod:`helpers.widget_env`: kernel or plain Python, live front end or headless, which cell.
 - :mod:`helpers.errors`: how an error is worded (:func:`describe_error`).
 
@@ -50,7 +52,8 @@ def show_stream(request: ChunkSource, *, wait: bool | None = None,
 
     Args:
         request: a function that makes the streaming request (``lambda: client.chat
-            .completions.create(..., stream=True)``), or an open stream.
+            .completions.create(..., stream=True)``), or an open stream; or a tool loop
+            (``lambda: iter_tool_loop(client, ...)``), whose calls are shown as they stream.
         wait: block until the answer is complete, then print it once. Default: only when no
             Jupyter front end is attached (nbval, nbconvert), so outputs can be checked.
         options: passed to :class:`StreamView`.
