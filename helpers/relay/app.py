@@ -37,7 +37,9 @@ from ..providers import traits_for
 from ..settings import Config, load_config
 from ..sse import encode_event
 from ..tools import Tool
+from .files import add_file_routes, files_message
 from .guards import MAX_BODY_BYTES, Guards
+from .identity import client_identity
 from .models import BlogRequest, ChatRequest, error_response
 from .tools import tool_batches
 from .upstream import Batch, relay_client, upstream_batches
@@ -149,10 +151,17 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         return error_response(failure.status, failure.type, failure.message)
 
     @app.post("/api/chat/stream")
-    async def chat_stream(body: ChatRequest) -> Response:
+    async def chat_stream(body: ChatRequest, request: Request) -> Response:
         """Stream the answer as named SSE events."""
         try:
-            first, events = await open_stream(body.to_messages(system_prompt))
+            messages = body.to_messages(system_prompt)
+            if body.files:  # the client's own uploads, as one system message (relay/files.py)
+                attached = await files_message(provider_client, file_owners,
+                                               client_identity(request.scope), body.files)
+                if isinstance(attached, Response):
+                    return attached
+                messages.insert(0, attached)
+            first, events = await open_stream(messages)
         except Exception as exc:
             return refuse(exc)
 
@@ -217,6 +226,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         return FileResponse(STATIC_DIR / "index.html", headers={
             "Cache-Control": "no-cache", "Content-Security-Policy": _PAGE_POLICY})
 
+    file_owners = add_file_routes(app, provider_client, client_identity, secret=secret)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(CORSMiddleware, allow_origins=[o.rstrip("/") for o in allow_origins],
                        allow_methods=["GET", "POST"], allow_headers=["Content-Type", "Accept"])

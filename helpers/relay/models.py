@@ -49,6 +49,8 @@ class ChatRequest(_Strict):
     max_tokens: int | None = Field(None, ge=1)
     #: events get ids and survive a dropped connection (helpers/relay/resume.py)
     resumable: bool = False
+    #: ids of files this client uploaded to the relay (helpers/relay/files.py), read first
+    files: list[str] = Field(default_factory=list, max_length=5)
 
     @model_validator(mode="after")
     def _one_form(self) -> ChatRequest:

@@ -210,7 +210,8 @@
       var response = await fetch("api/chat/stream", {
         method: "POST",
         headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
-        body: JSON.stringify({ question: q, history: history(turns.indexOf(turn)) }),
+        body: JSON.stringify(Object.assign({ question: q, history: history(turns.indexOf(turn)) },
+                                           Attach.body())),   // attached files (attach.js)
         signal: controller.signal,
       });
       if (!response.ok) {
