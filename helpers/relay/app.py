@@ -37,10 +37,12 @@ from ..providers import traits_for
 from ..settings import Config, load_config
 from ..sse import encode_event
 from ..tools import Tool
-from .files import add_file_routes, files_message
 from .guards import MAX_BODY_BYTES, Guards
-from .identity import client_identity
+from .identity import TrustedProxies
+from .limits import Limiter, Limits, RelayLimit
 from .models import BlogRequest, ChatRequest, error_response
+from .resume import DEFAULT_GRACE, Answers
+from .store import Store, open_store
 from .tools import tool_batches
 from .upstream import Batch, relay_client, upstream_batches
 
@@ -89,7 +91,10 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                allow_hosts: Iterable[str] = (), read_timeout: float = DEFAULT_READ_TIMEOUT,
                system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
                client: openai.AsyncOpenAI | None = None,
-               trust_proxy_prefix: str | None = None, tools: Sequence[Tool] = ()) -> FastAPI:
+               trust_proxy_prefix: str | None = None, tools: Sequence[Tool] = (),
+               limits: Limits | None = None, store: Store | str | None = None,
+               trusted_proxies: Iterable[str] = (),
+               resume_grace: float = DEFAULT_GRACE) -> FastAPI:
     """Build the relay's FastAPI app for ``config`` (default: ``load_config()``).
 
     Args:
@@ -102,22 +107,44 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         trust_proxy_prefix: a JupyterHub prefix (Binder); see :mod:`helpers.relay.guards`.
         tools: functions the model may call, run here in a tool loop (e.g. ``MATH_TOOLS``);
             the page is told with events of their own (:mod:`helpers.relay.tools`).
+        limits: per-client limits and budgets (:mod:`helpers.relay.limits`); default none.
+        store: where limits and resumable answers live, shared by every worker: a
+            :class:`~helpers.relay.store.Store` or its URL (``sqlite:///file``,
+            ``redis://host/0``); default a temporary SQLite file (one process).
+        trusted_proxies: proxies whose ``X-Forwarded-For`` names the client
+            (:mod:`helpers.relay.identity`).
+        resume_grace: seconds a resumable answer waits for its reader to come back.
     """
     config = config or load_config()
     secret = config.api_key
     owns_client = client is None
     provider_client = client or relay_client(config, read_timeout=read_timeout)
     ask_for_usage = traits_for(config.provider, config.model).ask_for_usage
+    shared = store if isinstance(store, Store) else open_store(store)
+    limiter = Limiter(limits or Limits(), shared, TrustedProxies(trusted_proxies),
+                      model=config.model)
+
+    def error_data(exc: Exception) -> dict:
+        failure = describe_failure(exc, secret=secret, read_timeout=read_timeout)
+        log.info("upstream failed while streaming: %s", failure.type)
+        return {"type": failure.type, "message": failure.message,
+                "status": failure.upstream_status}
+
+    answers = Answers(shared, grace=resume_grace, failure=error_data)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await answers.close()  # resumable answers of this worker: close their upstreams
+        if not isinstance(store, Store):
+            await shared.close()
         if owns_client:  # close the connection pool in the loop that opened it
             await provider_client.close()
 
     app = FastAPI(title="Streaming chat relay", docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
     app.state.config = config
+    app.state.limiter, app.state.answers = limiter, answers  # for tests and the curious
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -138,14 +165,19 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         return error_response(exc.status_code, _HTTP_KINDS.get(exc.status_code, "http_error"),
                               message.get(exc.status_code, str(exc.detail)), exc.headers)
 
-    async def open_stream(messages: list[dict]) -> tuple[Batch, AsyncIterator[Batch]]:
-        batches = (tool_batches(provider_client, config.model, messages, tools,
-                                ask_for_usage=ask_for_usage) if tools else
-                   upstream_batches(provider_client, config.model, messages,
-                                    ask_for_usage=ask_for_usage))
+    async def open_stream(messages: list[dict], request: Request, max_tokens: int | None = None
+                          ) -> tuple[Batch, AsyncIterator[Batch]]:
+        ticket = await limiter.admit(request.scope, messages, max_tokens)  # or RelayLimit
+        options = {"ask_for_usage": ask_for_usage, "max_tokens": ticket.max_tokens}
+        batches = ticket.metered(
+            tool_batches(provider_client, config.model, messages, tools, **options) if tools
+            else upstream_batches(provider_client, config.model, messages, **options))
         return await anext(batches), batches
 
     def refuse(exc: Exception) -> JSONResponse:
+        if isinstance(exc, RelayLimit):
+            log.info("relay limit: %s", exc.kind)
+            return exc.response()
         failure = describe_failure(exc, secret=secret, read_timeout=read_timeout)
         log.info("upstream failed before streaming: %s %s", failure.status, failure.type)
         return error_response(failure.status, failure.type, failure.message)
@@ -154,16 +186,12 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
     async def chat_stream(body: ChatRequest, request: Request) -> Response:
         """Stream the answer as named SSE events."""
         try:
-            messages = body.to_messages(system_prompt)
-            if body.files:  # the client's own uploads, as one system message (relay/files.py)
-                attached = await files_message(provider_client, file_owners,
-                                               client_identity(request.scope), body.files)
-                if isinstance(attached, Response):
-                    return attached
-                messages.insert(0, attached)
-            first, events = await open_stream(messages)
+            first, events = await open_stream(body.to_messages(system_prompt), request,
+                                              body.max_tokens)
         except Exception as exc:
             return refuse(exc)
+        if body.resumable:
+            return await answers.respond(first, events)
 
         async def sse() -> AsyncIterator[bytes]:
             try:
@@ -172,10 +200,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                     yield b"".join(encode_event(name, data) for name, data in batch)
                     await anyio.lowlevel.checkpoint()  # notice a hang-up: module docstring
             except Exception as exc:
-                failure = describe_failure(exc, secret=secret, read_timeout=read_timeout)
-                log.info("upstream failed while streaming: %s", failure.type)
-                yield encode_event("error", {"type": failure.type, "message": failure.message,
-                                             "status": failure.upstream_status})
+                yield encode_event("error", error_data(exc))
             finally:
                 with anyio.CancelScope(shield=True):
                     await events.aclose()
@@ -183,11 +208,11 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         return EventSourceResponse(sse(), sep="\n")
 
     @app.post("/chatbot/llm/chatstream")
-    async def blog_stream(body: BlogRequest) -> Response:
+    async def blog_stream(body: BlogRequest, request: Request) -> Response:
         """Stream the bare answer text, the way the original blog post did."""
         messages = ChatRequest(question=body.question).to_messages(system_prompt)
         try:
-            first, events = await open_stream(messages)
+            first, events = await open_stream(messages, request)
         except Exception as exc:
             return refuse(exc)
 
@@ -226,7 +251,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         return FileResponse(STATIC_DIR / "index.html", headers={
             "Cache-Control": "no-cache", "Content-Security-Policy": _PAGE_POLICY})
 
-    file_owners = add_file_routes(app, provider_client, client_identity, secret=secret)
+    answers.add_routes(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(CORSMiddleware, allow_origins=[o.rstrip("/") for o in allow_origins],
                        allow_methods=["GET", "POST"], allow_headers=["Content-Type", "Accept"])

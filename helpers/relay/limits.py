@@ -15,8 +15,11 @@ Deliberate choices:
   usage the provider reported (or, if it reported none, the prompt plus the text relayed). So
   parallel requests cannot overshoot: the budget holds across workers, within the difference
   between the counting rule and the provider's own count.
-- **A budget in tokens** for now: :meth:`Limiter.charge` is the one place that turns usage
-  into what a budget counts, ready for the price table (money) when it lands.
+- **Tokens and money, one guard.** A daily money budget prices the worst case and the usage
+  with the lessons' own pieces (:meth:`helpers.budget.Budget.worst_cost`,
+  :func:`helpers.cost.call_cost`, the price table in :mod:`helpers.providers`); only the
+  running totals move to the shared store. A model without a price cannot have a money budget
+  (a clear error at start, not a silent pass).
 - **Without any limit configured the store is never touched** (the default relay's speed).
 """
 
@@ -32,6 +35,9 @@ import anyio
 from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
+from ..budget import Budget
+from ..cost import call_cost
+from ..providers import price_of
 from ..tokens import count_prompt_tokens, count_tokens
 from .identity import TrustedProxies, client_identity
 from .models import error_response
@@ -52,6 +58,7 @@ class Limits:
         requests_per_minute: requests in any 60 s window.
         max_tokens: the largest ``max_tokens`` a request may ask for (and the default).
         daily_tokens: tokens (prompt + answer) per UTC day.
+        daily_cost: money per UTC day, in the model's price currency (helpers/providers.py).
         stream_lease: seconds a worker that died keeps a stream slot taken.
     """
 
@@ -59,13 +66,15 @@ class Limits:
     requests_per_minute: int | None = None
     max_tokens: int | None = None
     daily_tokens: int | None = None
+    daily_cost: float | None = None
     stream_lease: float = 3600.0
 
     @property
     def any(self) -> bool:
         """True when at least one limit is set."""
         return any(v is not None for v in (self.concurrent_streams, self.requests_per_minute,
-                                           self.max_tokens, self.daily_tokens))
+                                           self.max_tokens, self.daily_tokens,
+                                           self.daily_cost))
 
 
 class RelayLimit(Exception):
@@ -91,10 +100,10 @@ class Ticket:
     """An admitted request: its ``max_tokens``, and what it holds until its answer ends."""
 
     def __init__(self, limiter: Limiter | None = None, client: str = "", lease: str | None = None,
-                 day: str = "", reserved: float = 0.0, prompt: int = 0,
-                 max_tokens: int | None = None) -> None:
+                 day: str = "", max_tokens: int | None = None) -> None:
         self.limiter, self.client, self.lease, self.day = limiter, client, lease, day
-        self.reserved, self.prompt, self.max_tokens = reserved, prompt, max_tokens
+        self.max_tokens, self.prompt = max_tokens, 0
+        self.reserved: dict[str, float] = {}  # budget key ("tokens", "money") -> reserved
 
     async def metered(self, batches: AsyncIterator[Batch]) -> AsyncIterator[Batch]:
         """Pass ``batches`` through; when they end, settle the budget and free the slot."""
@@ -121,18 +130,31 @@ class Ticket:
 class Limiter:
     """Admit or refuse requests by :class:`Limits`, counting in a shared :class:`Store`."""
 
-    def __init__(self, limits: Limits, store: Store,
-                 trusted: TrustedProxies | None = None) -> None:
-        self.limits, self.store, self.trusted = limits, store, trusted
+    def __init__(self, limits: Limits, store: Store, trusted: TrustedProxies | None = None,
+                 model: str = "") -> None:
+        self.limits, self.store, self.trusted, self.model = limits, store, trusted, model
+        if limits.daily_cost is not None and price_of(model) is None:
+            raise ValueError(f"a money budget needs a price: {model!r} has none in "
+                             "helpers/providers.py (use a token budget, or add its price)")
 
     def client(self, scope: Scope) -> str:
         """Return the identity limits are counted by (:func:`client_identity`)."""
         return client_identity(scope, self.trusted)
 
-    @staticmethod
-    def charge(usage: dict[str, Any]) -> float:
-        """Turn a usage report into what budgets count: tokens (the seam for prices)."""
-        return float(usage.get("total_tokens") or 0)
+    def charge(self, usage: dict[str, Any]) -> dict[str, float]:
+        """Turn a usage report into what each budget counts: tokens and money."""
+        cost = call_cost(usage, self.model) if self.limits.daily_cost is not None else None
+        return {"tokens": float(usage.get("total_tokens") or 0),
+                "money": cost.total if cost is not None else 0.0}
+
+    def worst(self, prompt: int, answer: int) -> dict[str, float]:
+        """What a request may cost at most, for each budget that is set."""
+        out = {}
+        if self.limits.daily_tokens is not None:
+            out["tokens"] = float(prompt + answer)
+        if self.limits.daily_cost is not None:
+            out["money"] = Budget(self.model).worst_cost(prompt, answer) or 0.0
+        return out
 
     async def admit(self, scope: Scope, messages: list[dict],
                     max_tokens: int | None = None) -> Ticket:
@@ -166,30 +188,37 @@ class Limiter:
                                  "of the relay, not of the provider).")
         now = dt.datetime.now(dt.UTC)
         ticket = Ticket(self, client, lease, now.date().isoformat(), max_tokens=max_tokens)
-        if limits.daily_tokens is not None:
+        if limits.daily_tokens is not None or limits.daily_cost is not None:
             ticket.max_tokens = max_tokens = max_tokens or BUDGET_MAX_TOKENS
             ticket.prompt = count_prompt_tokens(messages)
-            amount = float(ticket.prompt + max_tokens)
-            used = await self.store.reserve(client, ticket.day, amount, limits.daily_tokens)
-            if used is not None:
-                await self._free(ticket)
-                raise RelayLimit("relay_budget_limit",
-                                 f"This client's daily budget on this relay is "
-                                 f"{limits.daily_tokens} tokens; {used:.0f} are used and this "
-                                 f"request may need {amount:.0f}. It renews at midnight UTC "
-                                 "(a limit of the relay, not of the provider).",
-                                 _seconds_to_midnight(now))
-            ticket.reserved = amount
+            for key, amount in self.worst(ticket.prompt, max_tokens).items():
+                budget = limits.daily_tokens if key == "tokens" else limits.daily_cost
+                used = await self.store.reserve(client, f"{ticket.day}:{key}", amount,
+                                                float(budget or 0))
+                if used is not None:
+                    await self.settle(ticket, None, 0)  # give back what was reserved
+                    unit = ("tokens" if key == "tokens"
+                            else getattr(price_of(self.model), "currency", ""))
+                    raise RelayLimit("relay_budget_limit",
+                                     f"This client's daily budget on this relay is {budget:g} "
+                                     f"{unit}; {used:.6g} are used and this request may need "
+                                     f"{amount:.6g}. It renews at midnight UTC (a limit of the "
+                                     "relay, not of the provider).", _seconds_to_midnight(now))
+                ticket.reserved[key] = amount
         return ticket
 
     async def settle(self, ticket: Ticket, usage: dict[str, Any] | None, relayed: int) -> None:
         """Correct the reservation to what was used, and free the stream slot."""
         if ticket.reserved:
-            spent = self.charge(usage) if usage else float(ticket.prompt + relayed
-                                                           if relayed else 0)
-            if spent != ticket.reserved:
-                await self.store.adjust(ticket.client, ticket.day, spent - ticket.reserved)
-            ticket.reserved = 0.0
+            if usage is None and relayed:  # cut short: the prompt and what was relayed
+                usage = {"prompt_tokens": ticket.prompt, "completion_tokens": relayed,
+                         "total_tokens": ticket.prompt + relayed}
+            spent = self.charge(usage) if usage else {}
+            for key, reserved in ticket.reserved.items():
+                if spent.get(key, 0.0) != reserved:
+                    await self.store.adjust(ticket.client, f"{ticket.day}:{key}",
+                                            spent.get(key, 0.0) - reserved)
+            ticket.reserved = {}
         await self._free(ticket)
 
     async def _free(self, ticket: Ticket) -> None:
@@ -197,7 +226,7 @@ class Limiter:
             await self.store.drop_stream(ticket.client, ticket.lease)
             ticket.lease = None
 
-    async def used(self, client: str, day: str | None = None) -> float:
-        """Return what ``client`` used on ``day`` (default: today, UTC)."""
+    async def used(self, client: str, key: str = "tokens", day: str | None = None) -> float:
+        """Return what ``client`` used on ``day`` (default: today, UTC): tokens or money."""
         day = day or dt.datetime.now(dt.UTC).date().isoformat()
-        return await self.store.used(client, day)
+        return await self.store.used(client, f"{day}:{key}")

@@ -103,10 +103,15 @@ class RedisStore(Store):
             await pipe.rpush(key, *events).expire(key, 3600).execute()
 
     async def finish(self, answer: str, keep: float) -> None:
+        keys = self._key("answer", answer), self._key("events", answer)
+        if keep <= 0:
+            await self._redis.delete(*keys)
+            return
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._key("answer", answer), "state", "finished")
-            pipe.expire(self._key("answer", answer), max(int(keep), 1))
-            await pipe.expire(self._key("events", answer), max(int(keep), 1) + 1).execute()
+            pipe.hset(keys[0], "state", "finished")
+            for key in keys:
+                pipe.pexpire(key, int(keep * 1000))
+            await pipe.execute()
 
     async def read(self, answer: str, after: int) -> tuple[str | None, list[tuple[int, bytes]]]:
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -22,6 +22,7 @@ from ..settings import Config, load_config
 from .app import DEFAULT_READ_TIMEOUT, create_app
 from .guards import jupyter_allowances
 from .tools import MATH_TOOLS
+from .workers import add_scale_options, scale_options, serve_workers
 
 __all__ = ["DEFAULT_PORT", "Relay", "main", "start_relay"]
 
@@ -120,15 +121,24 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="S", help="seconds to wait for the provider's next bytes")
     parser.add_argument("--math-tools", action="store_true",
                         help="give the assistant a calculator it calls (a server-side tool loop)")
+    add_scale_options(parser)
     args = parser.parse_args(argv)
     provider = args.provider or ("local" if args.base_url else None)
     try:
         config = load_config(provider, model=args.model, base_url=args.base_url,
                              api_key=args.api_key)
+        scale = scale_options(args)
+        if args.workers > 1:
+            return serve_workers(config, workers=args.workers, host=args.host, port=args.port,
+                                 math_tools=args.math_tools,
+                                 loop="uvloop" if importlib.util.find_spec("uvloop")
+                                 else "asyncio", allow_origins=args.allow_origin,
+                                 allow_hosts=args.allow_host, read_timeout=args.read_timeout,
+                                 **scale)
         relay = start_relay(config, host=args.host, port=args.port,
                             allow_origins=args.allow_origin, allow_hosts=args.allow_host,
                             read_timeout=args.read_timeout, jupyter=False, name="relay-cli",
-                            tools=MATH_TOOLS if args.math_tools else (),
+                            tools=MATH_TOOLS if args.math_tools else (), **scale,
                             loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -62,6 +62,9 @@ def add_scale_options(parser: argparse.ArgumentParser) -> None:
                        help="the largest max_tokens a request may ask for (and the default)")
     group.add_argument("--daily-tokens", type=int, default=None, metavar="N",
                        help="tokens (prompt + answer) one client may use per UTC day")
+    group.add_argument("--daily-cost", type=float, default=None, metavar="AMOUNT",
+                       help="money one client may spend per UTC day (the model's price "
+                            "currency, from helpers/providers.py)")
     group.add_argument("--trust-proxy", action="append", default=[], metavar="ADDR",
                        help="a proxy (address or network) whose X-Forwarded-For names clients")
     group.add_argument("--resume-grace", type=float, default=DEFAULT_GRACE, metavar="S",
@@ -74,7 +77,8 @@ def scale_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("--workers must be 1 or more")
     limits = Limits(concurrent_streams=args.max_streams,
                     requests_per_minute=args.requests_per_minute,
-                    max_tokens=args.max_tokens, daily_tokens=args.daily_tokens)
+                    max_tokens=args.max_tokens, daily_tokens=args.daily_tokens,
+                    daily_cost=args.daily_cost)
     return {"limits": limits, "store": args.store, "trusted_proxies": args.trust_proxy,
             "resume_grace": args.resume_grace}
 

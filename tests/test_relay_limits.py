@@ -1,0 +1,164 @@
+"""Per-client limits and budgets: each refuses with its own 429, other clients unaffected.
+
+Clients are told apart the way a relay behind a proxy does it: the relay trusts 127.0.0.1 as a
+proxy, so ``X-Forwarded-For`` names the client (tests/test_relay_identity.py covers who may
+say so). The offline provider's counters prove a refused request never reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from conftest import FAKE_KEY
+
+from helpers.cost import call_cost
+from helpers.offline import OfflineProvider
+from helpers.providers import price_of
+from helpers.relay import Relay, start_relay
+from helpers.relay.limits import Limits
+from helpers.settings import Config
+
+pytestmark = pytest.mark.timeout(120)
+QUESTION = "What is a prime number?"
+HELD = QUESTION + " [hold]"
+
+
+@pytest.fixture
+def relay_with(offline: OfflineProvider) -> Iterator[Callable[..., Relay]]:
+    started: list[Relay] = []
+
+    def start(**limits: int) -> Relay:
+        config = Config("offline", offline.base_url, "moonshot-v1-8k", FAKE_KEY)
+        started.append(start_relay(config, jupyter=False, name=f"relay-limits-{len(started)}",
+                                   limits=Limits(**limits), trusted_proxies=["127.0.0.1"]))
+        return started[-1]
+
+    yield start
+    for relay in started:
+        relay.stop()
+
+
+def ask(relay: Relay, client: str, question: str = QUESTION, **body: object) -> httpx.Response:
+    return httpx.post(relay.url + "api/chat/stream", json={"question": question, **body},
+                      headers={"X-Forwarded-For": client}, timeout=30)
+
+
+def events(response: httpx.Response) -> list[tuple[str, dict]]:
+    out, name = [], ""
+    for line in response.text.splitlines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            out.append((name, json.loads(line[6:])))
+    return out
+
+
+def refused(response: httpx.Response, kind: str) -> str:
+    assert response.status_code == 429, response.text
+    error = response.json()["error"]
+    assert error["type"] == kind
+    assert "a limit of the relay, not of the provider" in error["message"]
+    return error["message"]
+
+
+def test_concurrent_streams_per_client(relay_with: Callable[..., Relay],
+                                       offline: OfflineProvider) -> None:
+    relay = relay_with(concurrent_streams=1)
+    with httpx.stream("POST", relay.url + "api/chat/stream", json={"question": HELD},
+                      headers={"X-Forwarded-For": "10.0.0.1"}, timeout=30) as held:
+        assert held.status_code == 200
+        offline.wait_for(lambda s: s["held"] == 1, timeout=10)
+        second = ask(relay, "10.0.0.1")
+        message = refused(second, "relay_concurrency_limit")
+        assert "1 answers at once" in message and "retry-after" not in second.headers
+        assert ask(relay, "10.0.0.2").status_code == 200  # another client streams
+        offline.release()
+        held.read()
+    assert ask(relay, "10.0.0.1").status_code == 200  # the slot came back
+    assert offline.stats()["streams"] == 3  # the refused request never reached the provider
+
+
+def test_requests_per_minute_per_client(relay_with: Callable[..., Relay],
+                                        offline: OfflineProvider) -> None:
+    relay = relay_with(requests_per_minute=2)
+    assert [ask(relay, "10.0.0.1").status_code for _ in range(2)] == [200, 200]
+    third = ask(relay, "10.0.0.1")
+    assert "2 requests per minute" in refused(third, "relay_rate_limit")
+    assert 1 <= int(third.headers["retry-after"]) <= 60
+    assert ask(relay, "10.0.0.2").status_code == 200
+    assert offline.stats()["streams"] == 3
+
+
+def test_max_tokens_ceiling(relay_with: Callable[..., Relay], offline: OfflineProvider) -> None:
+    relay = relay_with(max_tokens=5)
+    over = ask(relay, "10.0.0.1", max_tokens=6)
+    assert "max_tokens=5" in refused(over, "relay_max_tokens_limit")
+    assert "retry-after" not in over.headers
+    capped = events(ask(relay, "10.0.0.1"))  # no max_tokens: the ceiling is sent upstream
+    assert capped[-2][1]["completion_tokens"] == 5 and capped[-1][1] == {"finish_reason": "length"}
+    fewer = events(ask(relay, "10.0.0.2", max_tokens=3))
+    assert fewer[-2][1]["completion_tokens"] == 3
+    assert offline.stats()["streams"] == 2
+
+
+def test_daily_budget_per_client_holds_exactly(relay_with: Callable[..., Relay],
+                                               offline: OfflineProvider) -> None:
+    """Each answer is cut at the ceiling, so each costs exactly its reservation."""
+    probe = relay_with(max_tokens=5)
+    cost = events(ask(probe, "10.9.9.9"))[-2][1]["total_tokens"]
+    relay = relay_with(max_tokens=5, daily_tokens=2 * cost + cost // 2)
+    spent = [events(ask(relay, "10.0.0.1"))[-2][1]["total_tokens"] for _ in range(2)]
+    assert spent == [cost, cost]
+    third = ask(relay, "10.0.0.1")
+    message = refused(third, "relay_budget_limit")
+    assert f"{2 * cost} are used" in message and "midnight UTC" in message
+    assert asyncio.run(relay.app.state.limiter.used("addr:10.0.0.1")) == 2 * cost
+    assert 1 <= int(third.headers["retry-after"]) <= 86400
+    assert ask(relay, "10.0.0.2").status_code == 200  # another client's budget is its own
+    assert offline.stats()["streams"] == 1 + 2 + 1
+
+
+def test_daily_money_budget_prices_with_the_table(relay_with: Callable[..., Relay],
+                                                  offline: OfflineProvider) -> None:
+    """moonshot-v1-8k's price from helpers/providers.py; the answer cut at the ceiling."""
+    probe = events(ask(relay_with(max_tokens=5), "10.9.9.9"))[-2][1]
+    price = price_of("moonshot-v1-8k")
+    assert price is not None
+    cost = call_cost(probe, "moonshot-v1-8k").total  # type: ignore[union-attr]
+    relay = relay_with(max_tokens=5, daily_cost=cost * 1.5)
+    assert ask(relay, "10.0.0.1").status_code == 200
+    message = refused(ask(relay, "10.0.0.1"), "relay_budget_limit")
+    assert f"{cost * 1.5:g} {price.currency}" in message
+    used = asyncio.run(relay.app.state.limiter.used("addr:10.0.0.1", "money"))
+    assert used == pytest.approx(cost)
+    assert ask(relay, "10.0.0.2").status_code == 200
+    assert offline.stats()["streams"] == 1 + 1 + 1
+
+
+def test_a_money_budget_needs_a_price(offline: OfflineProvider) -> None:
+    config = Config("offline", offline.base_url, "no-such-model", FAKE_KEY)
+    with pytest.raises(ValueError, match="needs a price"):
+        start_relay(config, jupyter=False, name="relay-limits-noprice",
+                    limits=Limits(daily_cost=1.0))
+
+
+def test_the_blog_route_counts_too(relay_with: Callable[..., Relay],
+                                   offline: OfflineProvider) -> None:
+    relay = relay_with(requests_per_minute=1)
+    url = relay.url + "chatbot/llm/chatstream"
+    headers = {"X-Forwarded-For": "10.0.0.1"}
+    assert httpx.post(url, json={"question": QUESTION}, headers=headers, timeout=30).text
+    refused(httpx.post(url, json={"question": QUESTION}, headers=headers, timeout=30),
+            "relay_rate_limit")
+    assert offline.stats()["streams"] == 1
+
+
+def test_without_limits_nothing_is_counted(relay_with: Callable[..., Relay],
+                                           offline: OfflineProvider) -> None:
+    relay = relay_with()
+    assert [ask(relay, "10.0.0.1").status_code for _ in range(5)] == [200] * 5
+    assert relay.app.state.limiter.store.path is None  # the store never even made its file

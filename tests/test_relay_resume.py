@@ -1,0 +1,162 @@
+"""Resumable answers: a connection cut mid-answer continues, byte-exact, with one upstream request.
+
+The connection runs through a TCP proxy the test controls (tests/tcp_cutter.py), which cuts it
+as a dropped Wi-Fi would. Two relays share one store (a SQLite file, or Redis): the reconnect
+goes to the *other* relay, which has never seen the answer except in the store: that is what
+another worker sees. The offline provider's counters prove there was one upstream request, and
+that a stopped or abandoned answer closed it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import FAKE_KEY, wait_until
+from httpx_sse import connect_sse
+from redis_server import redis_server
+from reliability_figures import record
+from tcp_cutter import TcpCutter
+
+from helpers.offline import OfflineProvider
+from helpers.relay import Relay, start_relay
+from helpers.replies import filler_reply
+from helpers.settings import Config
+
+pytestmark = pytest.mark.timeout(120)
+SLOW = "[tokens:60][delay:20] hi"
+HELD = "What is a prime number? [hold]"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'relay.sqlite3'}"
+    else:
+        with redis_server(tmp_path) as url:
+            yield url
+
+
+def two_relays(offline: OfflineProvider, store: str, grace: float) -> list[Relay]:
+    config = Config("offline", offline.base_url, "moonshot-v1-8k", FAKE_KEY)
+    return [start_relay(config, jupyter=False, name=f"relay-resume-{i}", store=store,
+                        resume_grace=grace) for i in range(2)]
+
+
+@pytest.fixture
+def relays(offline: OfflineProvider, store_url: str) -> Iterator[list[Relay]]:
+    started = two_relays(offline, store_url, grace=60)
+    yield started
+    for relay in started:
+        relay.stop()
+
+
+def read_events(source) -> Iterator[tuple[str, str, str]]:
+    for event in source.iter_sse():
+        yield event.id, event.event, event.data
+
+
+def text_of(events: list[tuple[str, str, str]]) -> str:
+    return "".join(json.loads(data)["content"] for _, name, data in events if name == "delta")
+
+
+def test_a_cut_connection_resumes_on_another_worker_byte_exact(
+        relays: list[Relay], offline: OfflineProvider) -> None:
+    first, other = relays
+    proxy = TcpCutter(first.port)
+    got: list[tuple[str, str, str]] = []
+    try:
+        with pytest.raises(httpx.HTTPError), httpx.Client(timeout=30) as client, connect_sse(
+                client, "POST", proxy.url + "api/chat/stream",
+                json={"question": SLOW, "resumable": True}) as source:
+            for event in read_events(source):
+                got.append(event)
+                if len(got) == 5:
+                    proxy.cut()  # mid-answer: the provider is still writing
+        assert offline.stats()["open_streams"] == 1  # the answer goes on without a reader
+        proxy.backend = other.port  # the reconnect reaches the other worker
+        with httpx.Client(timeout=30) as client, connect_sse(
+                client, "GET", proxy.url + "api/chat/resume",
+                headers={"Last-Event-ID": got[-1][0]}) as source:
+            assert source.response.status_code == 200
+            rest = list(read_events(source))
+    finally:
+        proxy.close()
+    assert text_of(got + rest) == filler_reply(60)  # nothing lost, nothing repeated
+    numbers = [int(i.rpartition(".")[2]) for i, _, _ in got + rest]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert [name for _, name, _ in rest[-2:]] == ["usage", "done"]
+    stats = offline.stats()
+    assert stats["streams"] == 1 and stats["completed"] == 1 and stats["disconnects"] == 0
+
+
+def test_stop_through_another_worker_closes_the_upstream_request(
+        relays: list[Relay], offline: OfflineProvider) -> None:
+    first, other = relays
+    with httpx.stream("POST", first.url + "api/chat/stream", timeout=30,
+                      json={"question": HELD, "resumable": True}) as response:
+        lines = response.iter_lines()
+        line = next(lines)
+        answer = line.removeprefix("id: ").rpartition(".")[0]
+        offline.wait_for(lambda s: s["held"] == 1, timeout=10)
+        stopped = httpx.post(other.url + f"api/chat/stop/{answer}", timeout=10)
+        assert stopped.status_code == 204
+        offline.wait_for(lambda s: s["disconnects"] == 1, timeout=10)  # grace is 60 s
+        tail = "\n".join(lines)
+    assert '"type":"stopped"' in tail and "event: done" not in tail
+    assert offline.stats()["completed"] == 0
+    assert httpx.post(other.url + "api/chat/stop/no-such-answer", timeout=10).status_code == 404
+
+
+def test_an_unknown_or_malformed_resume_is_a_clear_error(relays: list[Relay]) -> None:
+    relay = relays[0]
+    unknown = httpx.get(relay.url + "api/chat/resume", headers={"Last-Event-ID": "nope.3"},
+                        timeout=10)
+    assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "resume_expired"
+    assert "Ask again" in unknown.json()["error"]["message"]
+    malformed = httpx.get(relay.url + "api/chat/resume", timeout=10)
+    assert malformed.status_code == 400 and "Last-Event-ID" in malformed.text
+
+
+def test_an_abandoned_answer_closes_after_the_grace_period_then_expires(
+        offline: OfflineProvider, tmp_path: Path) -> None:
+    relay, _ = started = two_relays(offline, f"sqlite:///{tmp_path / 's.sqlite3'}", grace=1.0)
+    try:
+        proxy = TcpCutter(relay.port)
+        with pytest.raises(httpx.HTTPError), httpx.Client(timeout=30) as client, \
+                client.stream("POST", proxy.url + "api/chat/stream",
+                              json={"question": HELD, "resumable": True}) as response:
+            lines = response.iter_lines()
+            last = next(ln for ln in lines if ln.startswith("id: "))[4:]
+            offline.wait_for(lambda s: s["held"] == 1, timeout=10)
+            proxy.cut()
+            for _ in lines:
+                pass
+        proxy.close()
+        answers = relay.app.state.answers
+        wait_until(lambda: all(a.readers == 0 for a in answers._local.values()))
+        assert offline.stats()["open_streams"] == 1  # the grace period: still waiting
+        left = wait_until(lambda: offline.stats()["disconnects"] == 1, timeout=15)
+        record("resume_abandoned_closed_after_s", left, grace=1.0)
+        resumed = httpx.get(relay.url + "api/chat/resume", headers={"Last-Event-ID": last},
+                            timeout=10)  # within the grace period after it ended: readable
+        assert resumed.status_code == 200 and '"type":"stopped"' in resumed.text
+        wait_until(lambda: httpx.get(relay.url + "api/chat/resume", timeout=10,
+                                     headers={"Last-Event-ID": last}).status_code == 404,
+                   timeout=15, every=0.2)
+    finally:
+        for r in started:
+            r.stop()
+    assert offline.stats()["streams"] == 1
+
+
+def test_clients_that_do_not_ask_keep_the_plain_stream(offline: OfflineProvider) -> None:
+    config = Config("offline", offline.base_url, "moonshot-v1-8k", FAKE_KEY)
+    with start_relay(config, jupyter=False, name="relay-resume-plain") as relay:
+        body = httpx.post(relay.url + "api/chat/stream", json={"question": "What is 1+1?"},
+                          timeout=30).text
+        assert relay.app.state.limiter.store.path is None  # no answer was stored
+    assert "id:" not in body and body.endswith('event: done\ndata: {"finish_reason":"stop"}\n\n')
