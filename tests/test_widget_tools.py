@@ -13,30 +13,15 @@ from collections.abc import Iterator
 import openai
 import pytest
 from conftest import FAKE_KEY, wait_until
+from test_tools import CALC, add, multiply
 
-from helpers.calculator import CALCULATOR_SCHEMA, calculate
 from helpers.offline import OfflineProvider
-from helpers.tools import ToolLoop, iter_tool_loop, run_tools, tool
+from helpers.tools import ToolLoop, iter_tool_loop, run_tools
 from helpers.widget_meter import SimClock, WireMeter, at_simulated_speed
 from helpers.widgets import StreamView, show_stream
 
 MODEL = "moonshot-v1-8k"
-CALCULATOR = tool(calculate, parameters=CALCULATOR_SCHEMA)
-
-
-@tool
-def add(a: float, b: float) -> float:
-    """Add two numbers."""
-    return a + b
-
-
-@tool
-def multiply(a: float, b: float) -> float:
-    """Multiply two numbers."""
-    return a * b
-
-
-TOOLS = [CALCULATOR, add, multiply]
+TOOLS = [CALC, add, multiply]  # the calculator and two small tools, as tests/test_tools.py has them
 
 
 @pytest.fixture
