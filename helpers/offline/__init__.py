@@ -36,7 +36,8 @@ request read, validated, markers), ``chunks`` (the answer as chunks, per family)
 notices a client leaving), ``server`` (routes and :class:`OfflineProvider`), ``cli``; tool
 calls have their own: ``tools`` (the request's tools checked, and the documented rule that
 decides a call), ``toolwire`` (a tool turn on the wire per family; JSON mode), ``websearch``
-(Kimi's ``$web_search`` over a few built-in pages).
+(Kimi's ``$web_search`` over a few built-in pages); files too: ``files`` (Moonshot's Files API
+stored on disk, text extraction, limits) and ``fileroutes`` (its routes, and the token estimate).
 """
 
 from __future__ import annotations
