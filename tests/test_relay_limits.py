@@ -10,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 from conftest import FAKE_KEY
+from redis_server import redis_server
 
 from helpers.cost import call_cost
 from helpers.offline import OfflineProvider
 from helpers.providers import price_of
-from helpers.relay import Relay, start_relay
+from helpers.relay import DEFAULT_SYSTEM_PROMPT, ChatRequest, Relay, start_relay
 from helpers.relay.limits import Limits
 from helpers.settings import Config
+from helpers.tokens import count_prompt_tokens
 
 pytestmark = pytest.mark.timeout(120)
 QUESTION = "What is a prime number?"
@@ -162,3 +166,25 @@ def test_without_limits_nothing_is_counted(relay_with: Callable[..., Relay],
     relay = relay_with()
     assert [ask(relay, "10.0.0.1").status_code for _ in range(5)] == [200] * 5
     assert relay.app.state.limiter.store.path is None  # the store never even made its file
+
+
+def test_a_budget_holds_exactly_across_two_relays_sharing_redis(
+        offline: OfflineProvider, tmp_path: Path) -> None:
+    """Two relays (as on two machines) share one Redis: together they admit exactly the budget."""
+    cost = count_prompt_tokens(ChatRequest(question=QUESTION).to_messages(
+        DEFAULT_SYSTEM_PROMPT)) + 5  # each answer is cut at max_tokens=5
+    config = Config("offline", offline.base_url, "moonshot-v1-8k", FAKE_KEY)
+    limits = Limits(max_tokens=5, daily_tokens=3 * cost + cost // 2)
+    with redis_server(tmp_path) as url:
+        relays = [start_relay(config, jupyter=False, name=f"relay-limits-redis-{i}",
+                              limits=limits, store=url) for i in range(2)]
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda i: httpx.post(
+                    relays[i % 2].url + "api/chat/stream", json={"question": QUESTION},
+                    timeout=30), range(8)))
+        finally:
+            for relay in relays:
+                relay.stop()
+    assert sorted(r.status_code for r in answers) == [200] * 3 + [429] * 5
+    assert offline.stats()["streams"] == 3
