@@ -138,7 +138,7 @@ class FileStore:
                 records.append(json.loads(path.read_text("utf-8")))
             except (OSError, ValueError):
                 continue  # a file deleted meanwhile, or not ours
-        return sorted(records, key=lambda r: (r["meta"]["created_at"], r["meta"]["id"]))
+        return sorted(records, key=lambda r: r.get("added_ns", r["meta"]["created_at"] * 10**9))
 
     def list(self) -> list[dict[str, Any]]:
         """Return the metadata of every stored file, oldest first."""
@@ -187,7 +187,8 @@ class FileStore:
             meta = {"id": file_id, "object": "file", "bytes": len(data),
                     "created_at": int(time.time()), "filename": filename, "purpose": purpose,
                     "status": "ok", "status_details": ""}
-            self._write(self._path(file_id), {"meta": meta, "text": text})
+            self._write(self._path(file_id), {"meta": meta, "text": text,
+                                              "added_ns": time.time_ns()})  # upload order
         return meta
 
     def _write(self, path: Path, record: dict[str, Any]) -> None:
