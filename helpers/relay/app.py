@@ -17,7 +17,7 @@ Deliberate choices (the wire contract and the rest are in docs/architecture.md):
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from ..providers import traits_for
 from ..settings import Config, load_config
 from ..sse import encode_event
 from ..tools import Tool
+from .access import AccessToken
 from .guards import MAX_BODY_BYTES, Guards
 from .identity import TrustedProxies
 from .limits import Limiter, Limits, RelayLimit
@@ -94,7 +95,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                trust_proxy_prefix: str | None = None, tools: Sequence[Tool] = (),
                limits: Limits | None = None, store: Store | str | None = None,
                trusted_proxies: Iterable[str] = (),
-               resume_grace: float = DEFAULT_GRACE) -> FastAPI:
+               resume_grace: float = DEFAULT_GRACE,
+               token: str | Mapping[str, str] | None = None) -> FastAPI:
     """Build the relay's FastAPI app for ``config`` (default: ``load_config()``).
 
     Args:
@@ -114,6 +116,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         trusted_proxies: proxies whose ``X-Forwarded-For`` names the client
             (:mod:`helpers.relay.identity`).
         resume_grace: seconds a resumable answer waits for its reader to come back.
+        token: require ``Authorization: Bearer <token>`` (one shared token, or ``{name:
+            token}`` per client); see :mod:`helpers.relay.access`. Default: none needed.
     """
     config = config or load_config()
     secret = config.api_key
@@ -253,8 +257,11 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
 
     answers.add_routes(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if token:  # inside CORS (a preflight carries no token) and the Host/Origin guards
+        app.add_middleware(AccessToken, tokens=token)
     app.add_middleware(CORSMiddleware, allow_origins=[o.rstrip("/") for o in allow_origins],
-                       allow_methods=["GET", "POST"], allow_headers=["Content-Type", "Accept"])
+                       allow_methods=["GET", "POST"],
+                       allow_headers=["Content-Type", "Accept", "Authorization"])
     app.add_middleware(Guards, allow_hosts=list(allow_hosts), allow_origins=allow_origins,
                        forwarded_prefix=trust_proxy_prefix)
     return app

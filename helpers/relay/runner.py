@@ -3,7 +3,9 @@
 Deliberate choices: one relay per name (re-running a cell replaces the previous one); under
 JupyterHub the page's URL goes through the hub's proxy (``Relay.page_url``); the CLI takes no
 real key as a flag (keys come from the environment or ``.env``) and uses uvloop when installed,
-while a notebook keeps asyncio (it shares the kernel's process).
+while a notebook keeps asyncio (it shares the kernel's process). A relay others can reach
+requires its access token (:mod:`.access`): ``Relay.page_url`` carries it in the fragment,
+``Relay.headers`` for Python; neither ``repr`` nor a log line ever shows it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi import FastAPI
 
 from ..servers import BackgroundServer, wait_for_signal
 from ..settings import Config, load_config
+from .access import new_token, why_token_required
 from .app import DEFAULT_READ_TIMEOUT, create_app
 from .guards import jupyter_allowances
 from .tools import MATH_TOOLS
@@ -27,17 +30,20 @@ from .workers import add_scale_options, scale_options, serve_workers
 __all__ = ["DEFAULT_PORT", "Relay", "main", "start_relay"]
 
 DEFAULT_PORT = 4020
+#: The CLI's access token, when the teacher wants a fixed one (a flag would show in ``ps``).
+TOKEN_VAR = "RELAY_TOKEN"
 
 
 class Relay:
     """A running relay: its URLs, its app, and how to stop it."""
 
     def __init__(self, app: FastAPI, server: BackgroundServer, config: Config,
-                 proxy_prefix: str | None = None) -> None:
+                 proxy_prefix: str | None = None, token: str | None = None) -> None:
         self.app = app
         self.server = server
         self.config = config
         self.proxy_prefix = proxy_prefix
+        self.token = token
 
     @property
     def url(self) -> str:
@@ -51,10 +57,19 @@ class Relay:
 
     @property
     def page_url(self) -> str:
-        """Where a browser opens the page: through the hub's proxy under JupyterHub."""
-        if self.proxy_prefix:
-            return f"{self.proxy_prefix.rstrip('/')}/proxy/{self.port}/"
-        return self.url
+        """Where a browser opens the page: through the hub's proxy under JupyterHub.
+
+        With a token, it ends with ``#token=...``: the page keeps it for the tab, and a browser
+        never sends a fragment to a server (so it lands in no access log). Do not print it.
+        """
+        url = (f"{self.proxy_prefix.rstrip('/')}/proxy/{self.port}/" if self.proxy_prefix
+               else self.url)
+        return f"{url}#token={self.token}" if self.token else url
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers a Python client sends: ``Authorization: Bearer <token>`` when required."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property
     def running(self) -> bool:
@@ -73,13 +88,16 @@ class Relay:
 
     def __repr__(self) -> str:
         state = f"running at {self.url}" if self.running else "stopped"
-        return f"<Relay {state} provider={self.config.provider} model={self.config.model}>"
+        locked = " token required" if self.token else ""  # never the token itself
+        return (f"<Relay {state} provider={self.config.provider} model={self.config.model}"
+                f"{locked}>")
 
 
 def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: int = 0,
                 allow_origins: Iterable[str] = (), allow_hosts: Iterable[str] = (),
                 read_timeout: float = DEFAULT_READ_TIMEOUT, jupyter: bool | None = None,
-                name: str = "relay", loop: str = "asyncio", **app_options: Any) -> Relay:
+                name: str = "relay", loop: str = "asyncio", require_token: bool | None = None,
+                token: str | None = None, **app_options: Any) -> Relay:
     """Start the relay in a background thread (re-running replaces the previous one).
 
     Args:
@@ -91,15 +109,31 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
         name: background-server name; one relay per name.
         loop: uvicorn's event loop; the CLI uses "uvloop" when installed (a relay in its own
             process), a notebook keeps "asyncio" (it shares the kernel's process).
+        require_token: True: require an access token; None (default): only where others
+            can reach the relay (:func:`~helpers.relay.access.why_token_required`); False
+            there is an error.
+        token: the token to require (default: a new random one when required).
     """
     config = config or load_config()
+    token = _access_token(host, require_token, token)
     hosts, prefix = jupyter_allowances() if jupyter is not False else ([], None)
     app = create_app(config, allow_origins=allow_origins, allow_hosts=[*allow_hosts, *hosts],
-                     read_timeout=read_timeout, trust_proxy_prefix=prefix, **app_options)
+                     read_timeout=read_timeout, trust_proxy_prefix=prefix, token=token,
+                     **app_options)
     server = BackgroundServer(app, host=host, port=port, name=name, lifespan="on", loop=loop)
     server.start()
     hub_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") if jupyter is not False else None
-    return Relay(app, server, config, proxy_prefix=hub_prefix)
+    return Relay(app, server, config, proxy_prefix=hub_prefix, token=token)
+
+
+def _access_token(host: str, require: bool | None, token: str | None) -> str | None:
+    """Decide the relay's token: required where others reach it, else when asked."""
+    reason = why_token_required(host)
+    if require is False and (reason or token):
+        raise ValueError(f"this relay must require a token: {reason or 'a token was given'}")
+    if token is not None and not token.strip():
+        raise ValueError("an access token must not be empty")
+    return token or (new_token() if require or reason else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="S", help="seconds to wait for the provider's next bytes")
     parser.add_argument("--math-tools", action="store_true",
                         help="give the assistant a calculator it calls (a server-side tool loop)")
+    parser.add_argument("--require-token", action="store_true",
+                        help="require an access token even on loopback (always required "
+                             "beyond loopback and on a JupyterHub); RELAY_TOKEN in the "
+                             "environment sets it, else a random one is printed")
     add_scale_options(parser)
     args = parser.parse_args(argv)
     provider = args.provider or ("local" if args.base_url else None)
@@ -129,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
                              api_key=args.api_key)
         scale = scale_options(args)
         if args.workers > 1:
+            token = _access_token(args.host, args.require_token or None,
+                                  os.environ.get(TOKEN_VAR) or None)
             return serve_workers(config, workers=args.workers, host=args.host, port=args.port,
-                                 math_tools=args.math_tools,
+                                 math_tools=args.math_tools, token=token,
                                  loop="uvloop" if importlib.util.find_spec("uvloop")
                                  else "asyncio", allow_origins=args.allow_origin,
                                  allow_hosts=args.allow_host, read_timeout=args.read_timeout,
@@ -138,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         relay = start_relay(config, host=args.host, port=args.port,
                             allow_origins=args.allow_origin, allow_hosts=args.allow_host,
                             read_timeout=args.read_timeout, jupyter=False, name="relay-cli",
+                            require_token=args.require_token or None,
+                            token=os.environ.get(TOKEN_VAR) or None,
                             tools=MATH_TOOLS if args.math_tools else (), **scale,
                             loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
     except (OSError, RuntimeError, ValueError) as exc:
@@ -145,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"relay serving at {relay.url} (provider {config.provider}, model {config.model})",
           flush=True)
+    if relay.token:  # on the terminal only, like Jupyter's own link; never to a log
+        print(f"access token required: open {relay.page_url}\n"
+              "  (Python, curl: send 'Authorization: Bearer' and the part after #token=)",
+              flush=True)
     wait_for_signal(relay.server)
     relay.stop()
     return 0

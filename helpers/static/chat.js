@@ -5,6 +5,7 @@
  * http://127.0.0.1:4020/ and behind jupyter-server-proxy at /proxy/4020/.
  * "Accept: text/event-stream" is what makes jupyter-server-proxy pass each event on at once
  * instead of buffering the whole answer.
+ * Requests go with RelayAccess.headers(...) (access.js): the relay's token, when it needs one.
  *
  * Deliberate choices:
  *  - A turn is a question and an answer made of parts (thinking, text, tool calls the relay
@@ -209,7 +210,8 @@
     try {
       var response = await fetch("api/chat/stream", {
         method: "POST",
-        headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
+        headers: RelayAccess.headers({ "Content-Type": "application/json",
+                                       "Accept": "text/event-stream" }),
         body: JSON.stringify(Object.assign({ question: q, history: history(turns.indexOf(turn)) },
                                            Attach.body())),   // attached files (attach.js)
         signal: controller.signal,
