@@ -1,17 +1,23 @@
-"""Relay benchmark: our relay's SSE and raw routes against the floor and a naive relay.
+"""Relay benchmark: our relay's SSE and raw routes against the floor, a naive relay and Node.
 
 One command (``make bench``) starts everything on 127.0.0.1, each server in its own process:
 
 - the floor: clients call the upstream directly;
-- our relay's SSE route (``POST /api/chat/stream``) and raw route (``/chatbot/llm/chatstream``);
-- a naive reference relay (FastAPI + AsyncOpenAI + ``delta.content``, benchmarks/naive_relay.py).
+- our relay's SSE route (``POST /api/chat/stream``) and raw route (``/chatbot/llm/chatstream``),
+  started as ``python -m helpers.relay`` with its default settings (no token, no limits);
+- a naive reference relay (FastAPI + AsyncOpenAI + ``delta.content``, benchmarks/naive_relay.py);
+- the blog's design in Node (``http`` + openai-node, ``res.write`` per delta,
+  benchmarks/node_relay.cjs; openai-node from package.json, ``npm ci``).
 
-Scenarios: flat-out (200 chunks, no pause) at c = 1, 10, 100 and 1000, and paced (10 ms between
-chunks) at c = 100. Every answer is checked byte for byte. Figures are ratios of p50 to the
-floor measured in the same run, so the machine's speed cancels out. Also reported: our relay's
-CPU time per chunk (µs; independent of how the cores are shared) and its peak RSS.
+Scenarios: flat out (200 chunks, no pause) at c = 1, 10, 100 and 1000 (at 1000 also our relay
+with ``--workers 2``); paced (10 ms between chunks) at c = 1, 10 and 100 arriving at once;
+admission (one-chunk answers: the relay's CPU per request); held (1000 streams open at once:
+the relay's peak RSS). Every answer is checked byte for byte. Figures are ratios of p50 to the
+floor measured in the same run, so the machine's speed cancels out; the goals of issue 17 are
+judged from them (benchmarks/bench_goals.py) and written to docs/performance.md.
 
-``--smoke`` runs a tiny version for ``make test`` (it checks that the harness works, not speed).
+``--quick`` is a small run of every scenario for development on a busy machine (prints, writes
+nothing); ``--smoke`` a tiny one for ``make test`` (checks the harness, not speed).
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import os
 import platform
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -34,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import bench_goals  # noqa: E402
 import fake_provider  # noqa: E402
 import loadgen  # noqa: E402
 
@@ -41,6 +49,26 @@ QUESTION = "Stream me the benchmark answer."
 UPSTREAM_BODY = {"model": "moonshot-v1-8k", "stream": True,
                  "messages": [{"role": "user", "content": QUESTION}]}
 RELAY_BODY = {"question": QUESTION}
+#: where the openai npm package is (package.json's devDependencies; override for a try-out)
+NODE_MODULES = Path(os.environ.get("OPENAI_NODE_MODULES", ROOT / "node_modules"))
+
+#: Full run: (name, chunks, delay ms, [(c, requests), ...], targets, rounds). ``rounds`` > 1
+#: repeats a level and pools its samples (paced c = 100: 100 clients arriving at once, twice).
+FULL = [
+    ("flat-out", 200, 0, [(1, 50), (10, 200), (100, 500)], "all", 1),
+    ("flat-out", 200, 0, [(1000, 1000)], "all+workers", 1),
+    ("paced", 200, 10, [(1, 3), (10, 10), (100, 100)], "all", 2),
+    ("admission", 1, 0, [(10, 1000)], "floor+sse", 1),
+    ("held", 40, 50, [(1000, 1000)], "floor+sse", 1),
+]
+QUICK = [
+    ("flat-out", 200, 0, [(1, 10), (10, 30)], "all", 1),
+    ("flat-out", 200, 0, [(100, 100)], "all+workers", 1),
+    ("paced", 200, 10, [(10, 10)], "all", 1),
+    ("admission", 1, 0, [(10, 200)], "floor+sse", 1),
+    ("held", 40, 50, [(100, 100)], "floor+sse", 1),
+]
+SMOKE = [("smoke", 20, 0, [(1, 3), (4, 8)], "all", 1)]
 
 
 def raise_open_file_limit() -> int:
@@ -53,10 +81,11 @@ def raise_open_file_limit() -> int:
 
 @contextmanager
 def process(*args: str):
-    """Start a server process that prints its URL on the first line; yield (url, pid)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "LLM_PROVIDER": ""}
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True,
-                            cwd=ROOT, env=env)
+    """Start a server that prints its URL on its first line; yield (url, pid)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "LLM_PROVIDER": "",
+           "NODE_PATH": str(NODE_MODULES)}
+    command = list(args) if args[0] == "node" else [sys.executable, *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     try:
         line = proc.stdout.readline().strip()
         found = re.search(r"http://[^\s/]+(?:/v1)?", line)
@@ -72,18 +101,36 @@ def process(*args: str):
             proc.kill()
 
 
+def family(pid: int) -> list[int]:
+    """A process and all its descendants (a relay with workers is several processes)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        for task in Path(f"/proc/{pids[i]}/task").glob("*/children"):
+            pids += [int(p) for p in task.read_text().split()]
+        i += 1
+    return pids
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds used so far by a process and its descendants."""
+    total = 0.0
+    for p in family(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of a process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Peak resident memory of a process (with its descendants, summed), in MB."""
+    total = 0
+    for p in family(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 def machine() -> str:
@@ -93,75 +140,104 @@ def machine() -> str:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     return (f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
+            f"Node {node}, {platform.system()} {platform.release()}")
 
 
 def measure(url: str, path: str, body: dict, kind: str, expected: str, c: int, n: int,
-            timeout: float) -> loadgen.Report:
-    """Run one load scenario against one target."""
-    return asyncio.run(loadgen.run(url, path, body, kind, expected, concurrency=c, requests=n,
-                                   timeout=timeout))
+            timeout: float, rounds: int = 1) -> loadgen.Report:
+    """Run one load level against one target (``rounds`` times, samples pooled)."""
+    report = loadgen.Report()
+    for _ in range(rounds):
+        part = asyncio.run(loadgen.run(url, path, body, kind, expected, concurrency=c,
+                                       requests=n, timeout=timeout))
+        report.samples += part.samples
+        report.wall += part.wall
+    return report
 
 
-def relay_cmd(base_url: str) -> list[str]:
-    """The command line that starts our relay against an upstream."""
+def relay_cmd(base_url: str, *extra: str) -> list[str]:
+    """The command line that starts our relay against an upstream (default settings)."""
     return ["-m", "helpers.relay", "--port", "0", "--base-url", f"{base_url}/v1",
-            "--api-key", "bench-key", "--model", "moonshot-v1-8k"]
+            "--api-key", "bench-key", "--model", "moonshot-v1-8k", *extra]
+
+
+def start_targets(stack: ExitStack, up_url: str, which: str) -> list[tuple]:
+    """Start the servers a scenario needs; return its targets (label, url, path, body, kind,
+    pid of the process whose CPU to count or None)."""
+    targets = [("floor (direct)", up_url, "/v1/chat/completions", UPSTREAM_BODY, "upstream",
+                None)]
+    relay_url, relay_pid = stack.enter_context(process(*relay_cmd(up_url)))
+    targets.append(("relay SSE", relay_url, "/api/chat/stream", RELAY_BODY, "sse", relay_pid))
+    if which == "floor+sse":
+        return targets
+    targets.append(("relay raw", relay_url, "/chatbot/llm/chatstream", RELAY_BODY, "raw",
+                    relay_pid))
+    naive_url, _ = stack.enter_context(process("benchmarks/naive_relay.py", "--base-url",
+                                               f"{up_url}/v1"))
+    targets.append(("naive relay", naive_url, "/chatbot/llm/chatstream", RELAY_BODY, "raw",
+                    None))
+    node_url, node_pid = stack.enter_context(process("node", "benchmarks/node_relay.cjs",
+                                                     "--base-url", f"{up_url}/v1"))
+    targets.append(("node relay", node_url, "/chatbot/llm/chatstream", RELAY_BODY, "raw",
+                    node_pid))
+    if which == "all+workers":
+        url, pid = stack.enter_context(process(*relay_cmd(up_url, "--workers", "2")))
+        targets.append(("relay SSE, 2 workers", url, "/api/chat/stream", RELAY_BODY, "sse",
+                        pid))
+    return targets
 
 
 def scenario(name: str, chunks: int, delay_ms: float, levels: list[tuple[int, int]],
-             timeout: float, rows: list[dict], extra: dict) -> None:
+             which: str, rounds: int, timeout: float, rows: list[dict], extra: dict) -> None:
     """Measure every target at each (concurrency, requests) level for one upstream setting."""
     expected = fake_provider.answer_text(chunks)
-    with process("benchmarks/fake_provider.py", "--chunks", str(chunks), "--delay-ms",
-                 str(delay_ms)) as (up_url, _):
-        with process(*relay_cmd(up_url)) as (relay_url, relay_pid), \
-                process("benchmarks/naive_relay.py", "--base-url", f"{up_url}/v1") as (
-                    naive_url, _):
-            targets = [
-                ("floor (direct)", up_url, "/v1/chat/completions", UPSTREAM_BODY, "upstream"),
-                ("relay SSE", relay_url, "/api/chat/stream", RELAY_BODY, "sse"),
-                ("relay raw", relay_url, "/chatbot/llm/chatstream", RELAY_BODY, "raw"),
-                ("naive relay", naive_url, "/chatbot/llm/chatstream", RELAY_BODY, "raw"),
-            ]
-            for c, n in levels:
-                # warm-up: connection pools, imports, caches (one request when paced)
-                warm = 1 if delay_ms else min(n, 10)
-                for _, url, path, body, kind in targets:
-                    measure(url, path, body, kind, expected, min(c, warm), warm, timeout)
-                floor = None
-                for label, url, path, body, kind in targets:
-                    cpu_before = cpu_seconds(relay_pid)
-                    report = measure(url, path, body, kind, expected, c, n, timeout)
-                    cpu = cpu_seconds(relay_pid) - cpu_before
-                    if floor is None:
-                        floor = report
-                    row = {"scenario": name, "c": c, "n": n, "target": label,
-                           "errors": report.errors, "first_error": report.first_error(),
-                           "total_p50_ms": report.p50("total") * 1000,
-                           "first_p50_ms": report.p50("first") * 1000,
-                           "total_ratio": report.p50("total") / floor.p50("total"),
-                           "first_ratio": report.p50("first") / floor.p50("first")}
-                    if label.startswith("relay"):
-                        row["relay_cpu_us_per_chunk"] = cpu / (n * chunks) * 1e6
-                    rows.append(row)
-                    print(f"{name:8} c={c:<5} {label:15} p50 total {row['total_p50_ms']:8.1f} ms"
-                          f" ({row['total_ratio']:5.2f}x)  first {row['first_p50_ms']:7.1f} ms"
-                          f" ({row['first_ratio']:5.2f}x)  errors {report.errors}"
-                          + (f"  cpu/chunk {row['relay_cpu_us_per_chunk']:.1f} us"
-                             if "relay_cpu_us_per_chunk" in row else ""), flush=True)
-            extra[f"{name}_relay_peak_rss_mb"] = peak_rss_mb(relay_pid)
+    with ExitStack() as stack:
+        up_url, _ = stack.enter_context(process(
+            "benchmarks/fake_provider.py", "--chunks", str(chunks), "--delay-ms", str(delay_ms)))
+        targets = start_targets(stack, up_url, which)
+        relay_pid = targets[1][5]
+        for c, n in levels:
+            # warm-up: connection pools, imports, caches (one request when paced)
+            warm = 1 if delay_ms else min(n, 10)
+            for _, url, path, body, kind, _ in targets:
+                measure(url, path, body, kind, expected, min(c, warm), warm, timeout)
+            floor = None
+            for label, url, path, body, kind, pid in targets:
+                cpu_before = cpu_seconds(pid) if pid else 0.0
+                report = measure(url, path, body, kind, expected, c, n, timeout, rounds)
+                cpu = cpu_seconds(pid) - cpu_before if pid else None
+                floor = floor or report
+                row = {"scenario": name, "c": c, "n": n * rounds, "chunks": chunks,
+                       "target": label, "errors": report.errors,
+                       "first_error": report.first_error(),
+                       "total_p50_ms": report.p50("total") * 1000,
+                       "first_p50_ms": report.p50("first") * 1000,
+                       "total_ratio": report.p50("total") / floor.p50("total"),
+                       "first_ratio": report.p50("first") / floor.p50("first")}
+                if cpu is not None:
+                    row["cpu_us_per_chunk"] = cpu / (n * rounds * chunks) * 1e6
+                    row["cpu_ms_per_request"] = cpu / (n * rounds) * 1e3
+                rows.append(row)
+                print(f"{name:9} c={c:<5} {label:21} p50 total {row['total_p50_ms']:8.1f} ms"
+                      f" ({row['total_ratio']:5.2f}x)  first {row['first_p50_ms']:7.1f} ms"
+                      f" ({row['first_ratio']:5.2f}x)  errors {report.errors}"
+                      + (f"  cpu/chunk {row['cpu_us_per_chunk']:.1f} us"
+                         f"  cpu/request {row['cpu_ms_per_request']:.2f} ms"
+                         if cpu is not None else ""), flush=True)
+        extra.setdefault("peak_rss_mb", {})[name] = max(
+            extra.get("peak_rss_mb", {}).get(name, 0.0), peak_rss_mb(relay_pid))
 
 
 def table(rows: list[dict]) -> str:
     """Render the rows as a Markdown table."""
     lines = ["| scenario | c | requests | target | total p50 | × floor | first content p50 "
-             "| × floor | errors | relay CPU / chunk |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| × floor | errors | CPU / chunk | CPU / request |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        cpu = (f"{r['relay_cpu_us_per_chunk']:.1f} µs" if "relay_cpu_us_per_chunk" in r
-               else "")
+        cpu = (f"{r['cpu_us_per_chunk']:.1f} µs | {r['cpu_ms_per_request']:.2f} ms"
+               if "cpu_us_per_chunk" in r else " | ")
         lines.append(f"| {r['scenario']} | {r['c']} | {r['n']} | {r['target']} | "
                      f"{r['total_p50_ms']:.1f} ms | {r['total_ratio']:.2f} | "
                      f"{r['first_p50_ms']:.1f} ms | {r['first_ratio']:.2f} | {r['errors']} | "
@@ -169,25 +245,38 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def check_node() -> None:
+    """Fail early, with the fix, when Node or openai-node is missing."""
+    if shutil.which("node") is None:
+        raise SystemExit("node is not installed: the Node baseline needs Node.js 20+")
+    if not (NODE_MODULES / "openai").is_dir():
+        raise SystemExit("node_modules/openai is missing: run `npm ci` in the project root")
+
+
 def main() -> int:
-    """Run the benchmark; print the table; write it to docs/performance.md unless --smoke."""
+    """Run the benchmark; print the tables; write docs/performance.md after a full run."""
     parser = argparse.ArgumentParser(description="Relay benchmark (loopback only, bounded).")
-    parser.add_argument("--smoke", action="store_true", help="a tiny run for make test")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true",
+                      help="every scenario, small: for development (writes nothing)")
+    mode.add_argument("--smoke", action="store_true", help="a tiny run for make test")
     parser.add_argument("--json", type=Path, help="also write the raw rows here")
     args = parser.parse_args()
+    check_node()
     limit = raise_open_file_limit()
     rows: list[dict] = []
     extra: dict = {"open_file_limit": limit}
     started = time.perf_counter()
-    if args.smoke:
-        scenario("smoke", 20, 0, [(1, 3), (4, 8)], 30, rows, extra)
-    else:
-        scenario("flat-out", 200, 0, [(1, 50), (10, 200), (100, 500), (1000, 1000)], 120,
+    plan = SMOKE if args.smoke else QUICK if args.quick else FULL
+    for name, chunks, delay, levels, which, rounds in plan:
+        scenario(name, chunks, delay, levels, which, rounds, 30 if args.smoke else 120,
                  rows, extra)
-        scenario("paced", 200, 10, [(1, 3), (10, 10), (100, 200)], 120, rows, extra)
     extra["seconds"] = time.perf_counter() - started
+    goals = bench_goals.goals_table(rows, extra)
     print()
     print(table(rows))
+    print()
+    print(goals)
     print(json.dumps(extra))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, **extra}, indent=2))
@@ -195,21 +284,21 @@ def main() -> int:
     if errors:
         print(f"{errors} wrong or failed answers", file=sys.stderr)
         return 1
-    if not args.smoke:
-        write_doc(rows, extra)
+    if not (args.smoke or args.quick):
+        write_doc(rows, extra, goals)
     return 0
 
 
-def write_doc(rows: list[dict], extra: dict) -> None:
+def write_doc(rows: list[dict], extra: dict, goals: str) -> None:
     """Replace the generated section of docs/performance.md with this run's figures."""
     doc = ROOT / "docs" / "performance.md"
     begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    rss = ", ".join(f"{k} {v:.0f} MB" for k, v in extra["peak_rss_mb"].items())
     generated = (f"{begin}\nMeasured {date.today().isoformat()} on {machine()}; "
                  f"open-file limit {extra['open_file_limit']}; the run took "
-                 f"{extra['seconds']:.0f} s. Relay peak RSS: "
-                 + ", ".join(f"{k.removesuffix('_relay_peak_rss_mb')} {v:.0f} MB"
-                             for k, v in extra.items() if k.endswith("_peak_rss_mb"))
-                 + ".\n\n" + table(rows) + f"\n{end}")
+                 f"{extra['seconds']:.0f} s. Our relay's peak RSS per scenario: {rss}.\n\n"
+                 f"### The goals of issue 17\n\n{goals}\n\n### Every measurement\n\n"
+                 + table(rows) + f"\n{end}")
     text = doc.read_text() if doc.exists() else f"# Relay performance\n\n{begin}\n{end}\n"
     head, _, rest = text.partition(begin)
     _, _, tail = rest.partition(end)
