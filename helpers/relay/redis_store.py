@@ -3,14 +3,13 @@
 Same interface as :class:`helpers.relay.store.SQLiteStore`. Every check-and-count is a Lua
 script (Redis runs a script atomically), every key expires on its own (a day's budget after two
 days, an answer after its grace period), so nothing needs cleaning up. Time is the relay's wall
-clock, passed in, as with SQLite: keep the machines' clocks in sync (NTP).
+clock, passed in, as with SQLite: keep the machines' clocks in sync (NTP). The ``redis``
+package is an optional part (the ``redis`` extra), imported when a Redis store is opened.
 """
 
 from __future__ import annotations
 
 import time
-
-import redis.asyncio as redis
 
 from .store import Store
 
@@ -51,6 +50,8 @@ class RedisStore(Store):
     """Counters and answers in one Redis server, shared by every relay that uses it."""
 
     def __init__(self, url: str, prefix: str = "relay:") -> None:
+        import redis.asyncio as redis  # an optional part: pip install 'redis' (the extra)
+
         self.url = url
         self.prefix = prefix
         self._redis = redis.Redis.from_url(url)

@@ -6,6 +6,7 @@
  * "Accept: text/event-stream" is what makes jupyter-server-proxy pass each event on at once
  * instead of buffering the whole answer.
  * Requests go with RelayAccess.headers(...) (access.js): the relay's token, when it needs one.
+ * Answers are resumable: a dropped connection continues where it was (resume.js).
  *
  * Deliberate choices:
  *  - A turn is a question and an answer made of parts (thinking, text, tool calls the relay
@@ -212,7 +213,8 @@
         method: "POST",
         headers: RelayAccess.headers({ "Content-Type": "application/json",
                                        "Accept": "text/event-stream" }),
-        body: JSON.stringify(Object.assign({ question: q, history: history(turns.indexOf(turn)) },
+        body: JSON.stringify(Object.assign({ question: q, history: history(turns.indexOf(turn)),
+                                             resumable: true },   // survives a drop: resume.js
                                            Attach.body())),   // attached files (attach.js)
         signal: controller.signal,
       });
@@ -221,14 +223,9 @@
         showError(turn, "HTTP " + response.status + ": " + (await readError(response)));
       } else {
         setState("streaming", "Answering…");
-        var parser = SSE.createParser(function (event) { onEvent(turn, redraw, event); });
-        var reader = response.body.getReader();
-        for (;;) {
-          var read = await reader.read();
-          if (read.done) break;
-          parser.push(read.value);
-        }
-        parser.finish();
+        await ChatResume.read(response, function (event) { onEvent(turn, redraw, event); },
+                              controller.signal, function () {
+                                setState("streaming", "Connection lost; resuming…"); });
         if (turn.outcome === null) {
           turn.outcome = "error";
           showError(turn, "The connection ended before the answer was complete.");
