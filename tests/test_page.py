@@ -18,10 +18,11 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from helpers.offline import OfflineProvider
-from helpers.relay import Relay, start_relay
+from helpers.relay import DEFAULT_SYSTEM_PROMPT, Relay, start_relay
 from helpers.replies import HOSTILE_REPLY, compose_reply, split_pieces
 from helpers.servers import BackgroundServer
 from helpers.settings import Config
+from helpers.tokens import count_prompt_tokens, count_tokens
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 WAIT_MS = 10_000
@@ -118,7 +119,12 @@ def test_page_streams_the_answer_before_the_end(page: Any, relay: Relay,
     stats = STATS.fullmatch(page.text_content(f"{LAST} .stats"))
     assert stats is not None, page.text_content(f"{LAST} .stats")
     tokens, prompt, completion, total = map(int, stats.groups())
-    assert tokens == completion == len(split_pieces(expected)) and prompt + completion == total
+    # Counted by the offline provider's token rule (helpers/tokens.py), not one per piece.
+    assert tokens == completion == count_tokens(expected) != len(split_pieces(expected))
+    sent = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},  # the relay adds it first
+            {"role": "user", "content": "What is a prime number?"}]  # markers are not counted
+    assert prompt == count_prompt_tokens(sent)
+    assert prompt + completion == total
     assert page.is_hidden(f"{LAST} .error")
     assert offline.stats()["completed"] == 1
     assert page.problems == []
