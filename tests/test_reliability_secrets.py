@@ -76,7 +76,8 @@ def test_no_committed_file_outside_the_tests_holds_the_test_key() -> None:
 
 
 KEY_SHAPES = re.compile(r"\b(?:sk|ak)-[A-Za-z0-9_-]{12,}|Bearer\s+[A-Za-z0-9._~+/-]{12,}"
-                        r"|\bapi_key\s*[=:]\s*['\"][A-Za-z0-9_-]{12,}")
+                        r"|\bapi_key\s*[=:]\s*['\"][A-Za-z0-9_-]{12,}"
+                        r"|token=[A-Za-z0-9_-]{12,}")  # a relay's access token in a link
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")),
@@ -270,6 +271,70 @@ def test_foreign_origins_and_rebinding_hosts_get_403(keyed: Relay, offline: Offl
     assert "access-control-allow-origin" not in response.headers
     assert offline.stats()["chat_requests"] == 0
     assert not leaks(response.text)
+
+
+# -- the relay's access token (helpers/relay/access.py) ----------
+RELAY_TOKEN = "rt-DO-NOT-LEAK-" + "7" * 32
+
+
+def test_the_relay_token_is_in_no_page_response_or_log(offline: OfflineProvider,
+                                                        caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
+    caplog.set_level(logging.DEBUG)
+    config = Config("offline", offline.base_url, "moonshot-v1-8k", "test-key")
+    seen: list[tuple[str, str]] = []
+    with start_relay(config, token=RELAY_TOKEN, read_timeout=0.5, jupyter=False,
+                     name="relay-secrets-token") as relay, httpx.Client(
+                         base_url=relay.url, timeout=30) as client:
+        assert RELAY_TOKEN not in repr(relay) + str(relay) + relay.url
+        statics = [f"static/{p.name}" for p in STATIC.iterdir() if p.is_file()]
+        for path in ["", "healthz", *statics]:
+            response = client.get(path)
+            assert response.status_code == 200, path
+            seen.append((path, response.text + json.dumps(dict(response.headers))))
+        tries = [({}, 401), ({"Authorization": "Bearer " + RELAY_TOKEN[:-1]}, 401),
+                 ({"Authorization": "Bearer " + RELAY_TOKEN + "x"}, 401),
+                 ({"Authorization": "Basic " + RELAY_TOKEN}, 401),
+                 ({**relay.headers, "Origin": "http://evil.example"}, 403)]
+        tries += [(relay.headers, status) for _, _, status in PATHS]
+        bodies = [{"question": "Hi"}] * 5 + [body for _, body, _ in PATHS]
+        for (headers, status), body in zip(tries, bodies, strict=True):
+            response = client.post("api/chat/stream", json=body, headers=headers)
+            assert response.status_code == status, (headers.keys(), body)
+            seen.append((f"{body} {status}", response.text + json.dumps(dict(response.headers))))
+            if len(seen) == len(statics) + 2 + 5:  # the refusals never reached the provider
+                assert offline.stats()["requests"] == 0
+    assert offline.stats()["requests"] >= len(PATHS) - 2  # the rest did (422s excepted)
+    assert [where for where, text in seen if RELAY_TOKEN in text] == []
+    assert caplog.records and RELAY_TOKEN not in caplog.text
+    assert "refused POST /api/chat/stream" in caplog.text  # the refusals were logged, unnamed
+
+
+def test_relay_cli_prints_its_link_on_the_terminal_and_logs_no_token(
+        offline: OfflineProvider) -> None:
+    env = {**os.environ, "RELAY_TOKEN": RELAY_TOKEN, "PYTHONUNBUFFERED": "1",
+           "OPENAI_LOG": "debug"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpers.relay", "--port", "0", "--base-url", offline.base_url,
+         "--api-key", "test-key"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[3]
+        assert f"open {url}#token={RELAY_TOKEN}" in proc.stdout.readline()  # the terminal
+        assert RELAY_TOKEN not in " ".join(psutil.Process(proc.pid).cmdline())  # not in ps
+        for headers in ({}, {"Authorization": f"Bearer {RELAY_TOKEN}"}):
+            httpx.post(url + "api/chat/stream", json={"question": "Hi"}, headers=headers,
+                       timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=5)
+    assert offline.stats()["requests"] == 1
+    assert "HTTP Request" in err or "Request options" in err  # the SDK's debug log was on
+    assert RELAY_TOKEN not in err
 
 
 # -- bound to loopback by default ----------
