@@ -43,7 +43,7 @@ daemon off;
 master_process off;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
-events {{ worker_connections 128; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log off;
     client_body_temp_path {tmp}/client_body;
@@ -51,16 +51,22 @@ http {{
     fastcgi_temp_path {tmp}/fastcgi;
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
+    {site}
+}}
+"""
+#: The site: overridden by a test that brings its own (tests/test_deploy.py: docs/deploy.md's).
+SITE = """
+    upstream relay {{ {servers} }}
     server {{
         listen 127.0.0.1:{port} {listen_options};
         location / {{
-            proxy_pass http://127.0.0.1:{upstream};
+            proxy_pass http://relay;
+            proxy_set_header Host $host;  # the relay's Host guard sees the browser's host
             proxy_http_version 1.1;
             proxy_read_timeout 60s;
             {extra}
         }}
     }}
-}}
 """
 
 
@@ -79,17 +85,22 @@ def accepts(port: int) -> bool:
 
 
 class Nginx:
-    """One nginx process in front of ``upstream``, on a free loopback port."""
+    """One nginx process in front of ``upstream`` (a port, or several: round robin), on a free
+    loopback port; ``connections`` per nginx worker (the load tests need thousands)."""
 
-    def __init__(self, tmp: Path, upstream: int, extra: str = "",
-                 listen_options: str = "") -> None:
+    def __init__(self, tmp: Path, upstream: int | list[int], extra: str = "",
+                 listen_options: str = "", connections: int = 128,
+                 site: str = SITE) -> None:
         assert NGINX is not None
         self.tmp = tmp
         for _attempt in range(3):  # the free port may be taken between probe and bind
             self.port = free_port()
-            (tmp / "nginx.conf").write_text(CONFIG.format(tmp=tmp, port=self.port,
-                                                          upstream=upstream, extra=extra,
-                                                          listen_options=listen_options))
+            ports = upstream if isinstance(upstream, list) else [upstream]
+            servers = " ".join(f"server 127.0.0.1:{p};" for p in ports)
+            (tmp / "nginx.conf").write_text(CONFIG.format(
+                tmp=tmp, connections=connections, site=site.format(
+                    port=self.port, servers=servers, extra=extra,
+                    listen_options=listen_options)))
             self.proc = subprocess.Popen(
                 [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e",
                  str(tmp / "error.log")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
