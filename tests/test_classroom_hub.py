@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import LAB_DEADLINE_MS, need_system_part, wait_until
-from jupyter_harness import write_notebook
+from jupyter_harness import _free_port, write_notebook
 
 from helpers.offline import OfflineProvider
 
@@ -42,12 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 LESSON = ROOT / "notebooks" / "05_hardened_relay.ipynb"
 PASSWORD = "classroom"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def lesson_cells() -> list[str]:
@@ -168,7 +161,7 @@ def test_a_students_relay_answers_its_owner_and_refuses_another_student(
         # The owner: her page, in her notebook, answers through her server's proxy.
         page = frame_element.element_handle().content_frame()
         page.locator('body[data-state="idle"]').wait_for()
-        assert page.url == f"{hub.url}user/ana/proxy/{port}/"  # the token left the address  # moved out of the address
+        assert page.url == f"{hub.url}user/ana/proxy/{port}/"  # the token left the address
         page.locator("#question").fill("What is 1+1?")
         page.locator("#send").click()
         page.locator('body[data-state="done"]').wait_for()
