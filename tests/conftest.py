@@ -74,7 +74,10 @@ def _force_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """`make test` is offline whatever a developer's .env holds."""
     monkeypatch.setenv("LLM_PROVIDER", "offline")
     for var in ("MOONSHOT_API_KEY", "DASHSCOPE_API_KEY", "DEEPSEEK_API_KEY", "OPENAI_API_KEY",
-                "OPENAI_BASE_URL", "LLM_MODEL", "LLM_BASE_URL"):
+                "OPENAI_BASE_URL", "LLM_MODEL", "LLM_BASE_URL",
+                # run from a hub's terminal, these would switch the relay's token on for every
+                # test relay (helpers/relay/access.py); tests that want a hub set them themselves
+                "JUPYTERHUB_USER", "JUPYTERHUB_API_TOKEN", "RELAY_TOKEN"):
         monkeypatch.delenv(var, raising=False)
 
 
