@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from conftest import need_system_part, wait_until
 
 REDIS = shutil.which("redis-server") or (
@@ -55,3 +56,13 @@ def redis_server(tmp: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A relay store for each kind: a SQLite file, then a real Redis."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'relay.sqlite3'}"
+    else:
+        with redis_server(tmp_path) as url:
+            yield url

@@ -7,6 +7,7 @@ another worker sees. The offline provider's counters prove there was one upstrea
 that a stopped or abandoned answer closed it.
 """
 
+# ruff: noqa: F811  (store_url: a fixture imported from tests/redis_server.py)
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ import httpx
 import pytest
 from conftest import FAKE_KEY, wait_until
 from httpx_sse import connect_sse
-from redis_server import redis_server
+from redis_server import redis_server, store_url  # noqa: F401  (a fixture)
 from reliability_figures import record
 from tcp_cutter import TcpCutter
 
@@ -30,15 +31,6 @@ from helpers.settings import Config
 pytestmark = pytest.mark.timeout(120)
 SLOW = "[tokens:60][delay:20] hi"
 HELD = "What is a prime number? [hold]"
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'relay.sqlite3'}"
-    else:
-        with redis_server(tmp_path) as url:
-            yield url
 
 
 def two_relays(offline: OfflineProvider, store: str, grace: float) -> list[Relay]:

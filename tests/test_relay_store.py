@@ -5,29 +5,20 @@ not both get it. Both stores run the same tests; Redis is a real ``redis-server`
 (tests/redis_server.py).
 """
 
+# ruff: noqa: F811  (store_url: a fixture imported from tests/redis_server.py)
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_server import redis_server
+from redis_server import redis_server, store_url  # noqa: F401  (a fixture)
 
 from helpers.relay.store import SQLiteStore, Store, open_store
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'relay.sqlite3'}"
-    else:
-        with redis_server(tmp_path) as url:
-            yield url
 
 
 def run(store_url: str, work) -> object:

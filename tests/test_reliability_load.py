@@ -66,6 +66,22 @@ async def one_stream(client: httpx.AsyncClient, i: int) -> tuple[int, str, list[
     return status, "".join(text), names
 
 
+def each_got_its_own(results: list[tuple[int, str, list[str]]],
+                     offline: OfflineProvider) -> None:
+    """All streams overlapped, each answer is its own question's, complete and distinct."""
+    stats = offline.stats()
+    assert stats["peak_streams"] == STREAMS  # they really overlapped
+    assert stats["streams"] == stats["completed"] == STREAMS
+    assert stats["disconnects"] == 0 and stats["open_streams"] == 0
+    wrong = []
+    for i, (status, text, names) in enumerate(results):
+        expected = compose_reply([{"role": "user", "content": question(i)}]).text
+        if status != 200 or text != expected or names[-2:] != ["usage", "done"]:
+            wrong.append((i, status, text[:80], names[-2:]))
+    assert not wrong, f"{len(wrong)} streams wrong, e.g. {wrong[:3]}"
+    assert len({text for _, text, _ in results}) == STREAMS  # all distinct: no cross-talk
+
+
 def test_a_thousand_concurrent_streams_each_get_their_own_answer(
         enough_files: int, relay: Relay, offline: OfflineProvider) -> None:
     offline.hold()  # every stream waits before its final chunk until all are open
@@ -93,17 +109,7 @@ def test_a_thousand_concurrent_streams_each_get_their_own_answer(
     results, to_open, total = asyncio.run(main())
     record("load_1000_streams_all_open", to_open)
     record("load_1000_streams_total", total)
-    stats = offline.stats()
-    assert stats["peak_streams"] == STREAMS  # they really overlapped
-    assert stats["streams"] == stats["completed"] == STREAMS
-    assert stats["disconnects"] == 0 and stats["open_streams"] == 0
-    wrong = []
-    for i, (status, text, names) in enumerate(results):
-        expected = compose_reply([{"role": "user", "content": question(i)}]).text
-        if status != 200 or text != expected or names[-2:] != ["usage", "done"]:
-            wrong.append((i, status, text[:80], names[-2:]))
-    assert not wrong, f"{len(wrong)} streams wrong, e.g. {wrong[:3]}"
-    assert len({text for _, text, _ in results}) == STREAMS  # all distinct: no cross-talk
+    each_got_its_own(results, offline)
     assert httpx.get(relay.url + "healthz", timeout=10).json()["ok"] is True
     after = httpx.post(relay.url + "api/chat/stream", json={"question": "What is 1+1?"},
                        timeout=30)

@@ -19,11 +19,15 @@ import pytest
 from conftest import FAKE_KEY, need_system_part
 from relay_process import RelayProcess
 from reliability_figures import record
-from test_reliability_load import STREAMS, enough_files, one_stream, question  # noqa: F401
+from test_reliability_load import (  # noqa: F401  (enough_files: a fixture)
+    STREAMS,
+    each_got_its_own,
+    enough_files,
+    one_stream,
+)
 from test_reliability_nginx import NGINX, Nginx
 
 from helpers.offline import OfflineProvider
-from helpers.replies import compose_reply
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -62,16 +66,7 @@ def test_a_thousand_streams_through_two_workers_behind_nginx(
         results, to_open, total = asyncio.run(main())
         record("load_workers2_nginx_1000_streams_all_open", to_open)
         record("load_workers2_nginx_1000_streams_total", total)
-        stats = offline.stats()
-        assert stats["peak_streams"] == STREAMS  # they really overlapped
-        assert stats["streams"] == stats["completed"] == STREAMS
-        assert stats["disconnects"] == 0 and stats["open_streams"] == 0
-        wrong = []
-        for i, (status, text, names) in enumerate(results):
-            expected = compose_reply([{"role": "user", "content": question(i)}]).text
-            if status != 200 or text != expected or names[-2:] != ["usage", "done"]:
-                wrong.append((i, status, text[:80], names[-2:]))
-        assert not wrong, f"{len(wrong)} streams wrong, e.g. {wrong[:3]}"
+        each_got_its_own(results, offline)
         assert httpx.get(proxy.url + "healthz", timeout=10).json()["ok"] is True
         assert "[crit]" not in proxy.log() and "[emerg]" not in proxy.log()
     finally:
