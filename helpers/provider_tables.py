@@ -36,6 +36,13 @@ def _asked_cell(t: WireTraits) -> str:
     return f"adds {_PLACE_WORDS[t.usage_when_asked]}"
 
 
+#: column name -> the WireTraits field it shows (for the offline-choice mark)
+_FIELDS = {"usage": "usage_unasked", "asked": "usage_when_asked", "keep_alive": "keep_alive",
+           "reasoning": "reasoning_field"}
+_OWN = " ¹"
+_OWN_NOTE = ("¹ Here the offline provider makes a choice of its own; the row's `source` in "
+             "helpers/providers.py says what the real provider does.")
+
 #: column name -> (header, cell renderer)
 COLUMNS: dict[str, tuple[str, Callable[[WireTraits], str]]] = {
     "usage": ("where `usage` is in a stream", _usage_cell),
@@ -58,7 +65,8 @@ def comparison_table(families: Sequence[str] | None = None,
     rows: list[tuple[list[str], tuple[str, ...]]] = []
     for name in families or tuple(FAMILIES):  # a label per row, cells per column
         traits = FAMILIES[name]
-        cells = tuple(COLUMNS[c][1](traits) for c in columns)
+        cells = tuple(COLUMNS[c][1](traits) + (_OWN if _FIELDS[c] in traits.offline_choice else "")
+                      for c in columns)
         same = next((r for r in rows if r[1] == cells), None) if merge else None
         if same is not None:
             same[0].append(traits.label)
@@ -67,4 +75,6 @@ def comparison_table(families: Sequence[str] | None = None,
     head = ["provider", *(COLUMNS[c][0] for c in columns)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join([", ".join(labels), *cells]) + " |" for labels, cells in rows]
+    if any(cell.endswith(_OWN) for _, cells in rows for cell in cells):
+        lines += ["", _OWN_NOTE]
     return "\n".join(lines)

@@ -22,6 +22,9 @@ Deliberate choices:
   has no prices: its token counts (``helpers.tokens``) times the real model's price.
 - The Markdown tables the lessons print from these records live in
   :mod:`helpers.provider_tables` (re-exported here).
+- The evidence for the usage traits: :mod:`helpers.recordings` keeps each provider's published
+  example stream; ``tests/test_recordings.py`` checks this table and the offline flavours
+  against them.
 """
 
 from __future__ import annotations

@@ -270,6 +270,29 @@ def test_lesson6_reading_usage_only_from_empty_choices_chunks_is_told(capsys):
     assert verdict(capsys).startswith("not yet: deepseek-chat gave no total: its usage is at")
 
 
+def test_lesson6_ex1_checks_every_model_the_lesson_streams(capsys):
+    """It said "every model" but checked four of five: reasoning mixed into the text passed."""
+    import re
+
+    from helpers.exercises.lesson6 import _FLAVOURS
+    from helpers.providers import FAMILIES, MODELS
+
+    code = "".join("".join(c["source"]) for c in json.loads(NOTEBOOKS[6].read_text())["cells"]
+                   if c["cell_type"] == "code")
+    named = set(re.findall(r'"([^"]+)"', code)) & set(MODELS)
+    assert named <= set(_FLAVOURS), named - set(_FLAVOURS)
+    assert {MODELS[m].family for m in _FLAVOURS} == set(FAMILIES)
+
+    def ask_with_usage(client, model, question):
+        result = collect(client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": question}], stream=True,
+            stream_options={"include_usage": True}))
+        return result.reasoning + result.text, result.usage.total_tokens
+
+    check_lesson6_ex1(ask_with_usage)
+    assert verdict(capsys).startswith("not yet: deepseek-reasoner: the text differs")
+
+
 def test_lesson6_mixing_reasoning_into_the_answer_is_told(capsys):
     def split_thinking(stream):
         result = collect(stream)

@@ -29,7 +29,8 @@ WAIT_MS = 10_000
 LAST = "#transcript > li:last-child"
 CHEAT_SHEET = "Give me a cheat sheet of derivatives"
 STATS = re.compile(r"done · (\d+) tokens · first token after \d+\.\d\d s · "
-                   r"(?:\d+\.\d tokens/s · )?usage (\d+) prompt \+ (\d+) completion = (\d+)")
+                   r"(?:\d+\.\d tokens/s · )?usage (\d+) prompt \+ (\d+) completion = (\d+)"
+                   r"(?: · \$\d+\.\d+ \(offline counts × real price\))?")  # tests/test_page_cost.py
 
 
 def answer_to(question: str) -> str:
@@ -128,6 +129,18 @@ def test_page_streams_the_answer_before_the_end(page: Any, relay: Relay,
     assert page.is_hidden(f"{LAST} .error")
     assert offline.stats()["completed"] == 1
     assert page.problems == []
+
+
+def test_page_time_to_first_token_counts_the_wait_for_the_provider(page: Any, relay: Relay,
+                                                                   offline: OfflineProvider) -> None:
+    """The clock starts before fetch: the provider's slow headers are part of the wait shown."""
+    ask(page, relay, "What is 1+1? [delay-headers:800]")
+    wait_state(page, "done")
+    stats = STATS.fullmatch(page.text_content(f"{LAST} .stats"))
+    assert stats is not None, page.text_content(f"{LAST} .stats")
+    first = re.search(r"first token after (\d+\.\d\d) s", stats.group(0))
+    assert float(first.group(1)) >= 0.8
+    assert offline.stats()["completed"] == 1 and page.problems == []
 
 
 def test_a_conversation_stays_on_screen_and_is_sent_as_history(page: Any, relay: Relay,

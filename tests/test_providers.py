@@ -218,3 +218,12 @@ def test_lesson5_shows_the_table_as_rendered_now():
     assert committed == comparison_table(columns=LESSON5_COLUMNS), (
         "lesson 5's committed table differs from helpers.providers: "
         "make outputs NB=notebooks/06_providers_and_quirks.ipynb")
+
+
+def test_the_comparison_table_marks_the_offline_providers_own_choices(monkeypatch):
+    """Simulator choices must not read as facts: such cells carry a mark and a note."""
+    table = comparison_table(("deepseek", "openai"), ("keep_alive",))
+    assert "| DeepSeek | yes ¹ |" in table and "| OpenAI | no |" in table
+    assert table.endswith("says what the real provider does.")
+    patch_family(monkeypatch, "deepseek", offline_choice=())
+    assert "¹" not in comparison_table(("deepseek", "openai"), ("keep_alive",))

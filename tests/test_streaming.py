@@ -184,3 +184,21 @@ def test_async_time_to_first_token_counts_the_wait_for_the_response_headers(offl
     result = asyncio.run(main())
     assert result.time_to_first_token >= HEADERS_DELAY and result.text
     assert offline.stats()["completed"] == 1
+
+
+def test_stream_view_time_to_first_token_counts_the_wait_for_the_response_headers(offline):
+    """The view's status line shows the time from before the request, as collect does."""
+    import io
+
+    import openai
+
+    from helpers.widget_view import StreamView
+
+    c = openai.OpenAI(base_url=offline.base_url, api_key="k", max_retries=0)
+    out = io.StringIO()
+    view = StreamView(widgets=False, out=out)
+    view.consume(lambda: c.chat.completions.create(model="moonshot-v1-8k", stream=True,
+                                                   messages=SLOW_HEADERS))
+    assert view.result.time_to_first_token >= HEADERS_DELAY
+    shown = float(out.getvalue().split("first token after ")[1].split(" s")[0])
+    assert shown >= HEADERS_DELAY and offline.stats()["completed"] == 1

@@ -15,7 +15,9 @@ from ._common import (
     _require,
 )
 
-_FLAVOURS = ("moonshot-v1-8k", "qwen-plus", "deepseek-chat", "gpt-4o-mini")
+#: Every model lesson 6 streams (sections 2 and 8): one or more of every family in the table.
+_FLAVOURS = ("moonshot-v1-8k", "qwen-plus", "deepseek-chat", "deepseek-reasoner", "gpt-4o-mini",
+             "kimi-k2-thinking", "qwen2.5:0.5b")
 
 
 def _no_total_hint(model: str) -> str:
