@@ -24,6 +24,7 @@ class RelayProcess:
         if "serving at" not in line:
             self.stop()
             raise AssertionError(f"relay did not start: {line!r} {self.proc.stderr.read()}")
+        self.banner = line
         self.url = line.split("serving at ", 1)[1].split()[0]
         wait_until(self.healthy, timeout=60, every=0.1)  # every worker has started its app
 

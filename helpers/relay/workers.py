@@ -28,6 +28,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import FastAPI
@@ -117,8 +118,10 @@ def serve_workers(config: Config, *, workers: int, host: str, port: int,
                               timeout_keep_alive=5)
     display = f"[{host}]" if ":" in host else host
     url = f"http://{display}:{sock.getsockname()[1]}/"
+    where = urlsplit(store)  # a Redis URL may hold a password: print its host only
+    shown = store if where.scheme == "sqlite" else f"{where.scheme}://{where.hostname}"
     print(f"relay serving at {url} with {workers} workers (provider {config.provider}, model "
-          f"{config.model}, store {store.split('://', 1)[0]})", flush=True)
+          f"{config.model}, store {shown})", flush=True)
     if app_options.get("token"):  # on the terminal only, as the one-process relay does
         print(f"access token required: open {url}#token={app_options['token']}", flush=True)
     try:
