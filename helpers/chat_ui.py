@@ -14,6 +14,9 @@ Deliberate choices:
 - A stopped or failed answer keeps the text it got (as the assistant's turn); a turn that
   got no text at all is dropped from the history, so the next request stays well formed.
 - The turns go into an append-only column, so a long chat does not re-send the whole log.
+- Each answer's status line shows its cost; a line under the log shows the conversation's
+  total (:attr:`ChatUI.cost`), which grows faster than the chat: every request pays again for
+  the whole history. No price known, no figure (an unknown cost must not look free).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .cost import Cost, cost_label
 from .widget_blocks import AppendOnlyColumn
 from .widget_env import has_live_frontend, in_kernel
 from .widget_view import StreamView
@@ -69,7 +73,9 @@ class ChatUI:
         self.clear_button.add_class("llm-chat-clear")
         self.send_button.on_click(lambda _b: self._send_from_box())
         self.clear_button.on_click(lambda _b: self.clear())
-        self.root = w.VBox([self._log, self.input,
+        self.total = w.HTML(value="")
+        self.total.add_class("llm-chat-total")
+        self.root = w.VBox([self._log, self.total, self.input,
                             w.HBox([self.send_button, self.clear_button])])
         self.root.add_class("llm-chat")
 
@@ -112,6 +118,19 @@ class ChatUI:
             print(view.report())
         return view
 
+    @property
+    def cost(self) -> Cost | None:
+        """What the conversation's answers cost so far (None: no price known for any)."""
+        costs = [c for c in (view.cost for view in self.views) if c is not None]
+        return sum(costs[1:], costs[0]) if costs else None
+
+    def total_line(self) -> str:
+        """Return the conversation's total line ("" until an answer has a known cost)."""
+        label = cost_label(self.cost, offline=any(view.offline for view in self.views))
+        answers = len(self.views)
+        return f"conversation so far: {answers} answer{'s' * (answers != 1)} · {label}" \
+            if label else ""
+
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the answer in progress, if any."""
         if self._current is not None:
@@ -133,6 +152,7 @@ class ChatUI:
             self._column = AppendOnlyColumn(self._layout)
             self._log.children = (self._column.root,)
             self.send_button.disabled = False
+            self.total.value = ""
 
     def _send_from_box(self) -> None:
         question = self.input.value
@@ -146,6 +166,7 @@ class ChatUI:
         elif self.history and self.history[-1]["role"] == "user":
             self.history.pop()  # nothing came back: forget the question too
         if self.widgets:
+            self.total.value = html.escape(self.total_line())
             self.send_button.disabled = False
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:

@@ -39,8 +39,12 @@ _COLORS = {"error": "#b3261e", "stopped": "#8a6d00"}
 
 
 def status_line(state: str, result: StreamResult, *, now: float | None = None,
-                error: str | None = None) -> str:
-    """Return the one-line status: state, tokens, time to first token, speed, usage."""
+                error: str | None = None, cost: str | None = None) -> str:
+    """Return the one-line status: state, tokens, time to first token, speed, usage, cost.
+
+    ``cost`` is the call's cost as :func:`helpers.cost.cost_label` words it (None: unknown,
+    and then nothing is shown: an unknown cost must not look free).
+    """
     tokens = len(result.pieces)
     if result.usage is not None and state == "done":
         tokens = result.usage.completion_tokens
@@ -64,6 +68,8 @@ def status_line(state: str, result: StreamResult, *, now: float | None = None,
         usage = result.usage
         parts.append(f"usage {usage.prompt_tokens} prompt + {usage.completion_tokens} "
                      f"completion = {usage.total_tokens}")
+        if cost:
+            parts.append(cost)
     return " · ".join(parts)
 
 

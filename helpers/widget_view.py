@@ -1,8 +1,8 @@
 """The live stream view: one answer, rendered as Markdown with LaTeX while it arrives.
 
 A :class:`StreamView` shows a streamed chat answer in the notebook as it is written, with a
-status line (tokens so far, time to first token, tokens per second, usage at the end) and a
-Stop button that closes the upstream connection. This module is how it consumes the stream
+status line (tokens, time to first token, tokens per second, usage and cost at the end) and
+a Stop button that closes the upstream connection. This module is how it consumes the stream
 and when it redraws; how it looks is :mod:`helpers.widget_draw`, how the bytes stay linear
 :mod:`helpers.widget_blocks`.
 
@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from .cost import Cost, call_cost, cost_label, priced_by
 from .errors import describe_error
 from .streaming import ChunkSource, StreamResult
 from .toolcalls import Event
@@ -93,6 +94,8 @@ class StreamView:
         self._printed_reasoning = 0  # plain-text mode: reasoning characters printed so far
         self._labelled_answer = False
         self._tools = ToolTrack()  # the calls of a tool loop (none for a plain chunk stream)
+        self.model: str | None = None  # the model the request named (for its price)
+        self.offline = False  # True when the offline provider counted the tokens
         if self.widgets:
             self._parts = ViewWidgets(on_stop=self.stop, status=self._status_now("ready"),
                                       soft_limit=soft_limit, hard_limit=hard_limit)
@@ -172,6 +175,11 @@ class StreamView:
             raise
         return self.result
 
+    @property
+    def cost(self) -> Cost | None:
+        """What the answer cost at its model's price (None: no usage, or no price known)."""
+        return call_cost(self.result.usage, self.model) if self.model else None
+
     def status(self) -> str:
         """Return the current status line (plain text)."""
         return self._status_now(self.state)
@@ -242,6 +250,7 @@ class StreamView:
                 self.error = describe_error(exc)
         finally:
             self.result.ended = clock()
+            self.model, self.offline = priced_by(getattr(stream, "response", None))
             _close(stream)
             self.error = self.error or self._tools.stopped  # a tool loop that did not converge
             with self._cond:
@@ -321,7 +330,8 @@ class StreamView:
         self.redraw_times.append(now)
 
     def _status_now(self, state: str) -> str:
-        return status_line(state, self.result, now=self.clock(), error=self.error)
+        return status_line(state, self.result, now=self.clock(), error=self.error,
+                           cost=cost_label(self.cost, offline=self.offline))
 
 
 def _shutdown(stream: Any) -> None:

@@ -113,3 +113,38 @@ def test_a_reasoning_model_shows_its_thinking_but_history_keeps_only_the_answer(
     thinking = meter.find(view.root, "llm-stream-thinking-box")
     assert meter.shown_text(thinking) == reply.reasoning
     assert meter.shown_text(chat.root) == reply.reasoning + reply.text  # thinking, then answer
+
+
+def test_each_answer_shows_its_cost_and_the_log_the_conversations_total(client, meter,
+                                                                         offline) -> None:
+    import html
+
+    from helpers.cost import call_cost
+
+    chat = ChatUI(client, MODEL, widgets=True)
+    total = meter.find(chat.root, "llm-chat-total")
+    assert meter.state(total)["value"] == ""  # nothing spent yet
+    chat.ask(PYTHAGORAS, wait=False)
+    chat.ask("What did I just ask?", wait=False)
+    chat.wait(30)
+    reported = [r["usage"] for r in offline.stats()["recent"]]  # what the provider sent
+    costs = [call_cost(usage, MODEL) for usage in reported]
+    assert len(costs) == 2 and all(costs) and reported[1]["prompt_tokens"] > \
+        reported[0]["prompt_tokens"]  # the second request pays again for the first answer
+    for view, cost in zip(chat.views, costs, strict=True):
+        status = meter.state(meter.find(view.root, "llm-stream-status"))["value"]
+        assert f"· {cost} (offline counts × real price)</span>" in html.unescape(status)
+    both = costs[0] + costs[1]
+    assert chat.cost == both
+    assert html.unescape(meter.state(total)["value"]) == (
+        f"conversation so far: 2 answers · {both} (offline counts × real price)")
+    meter.click(chat.clear_button)
+    assert meter.state(total)["value"] == "" and chat.cost is None
+
+
+def test_a_model_without_a_price_gives_no_total(client, meter) -> None:
+    chat = ChatUI(client, "offline-tiny", widgets=True)
+    chat.ask("Hi", wait=False)
+    chat.wait(30)
+    assert chat.views[0].result.usage is not None and chat.cost is None
+    assert meter.state(meter.find(chat.root, "llm-chat-total"))["value"] == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import openai
 import pytest
 from conftest import FAKE_KEY
 
+from helpers.cost import call_cost, cost_label, priced_by
 from helpers.offline import OfflineProvider
 from helpers.replies import compose_reply, filler_reply
 from helpers.widget_meter import SimClock, WireMeter, at_simulated_speed
@@ -149,6 +151,68 @@ def test_the_final_text_is_exactly_the_assembled_stream(client, question: str) -
     assert view.text == expected
     assert meter.shown_text(view.root) == expected
     assert "usage" in view.status() and view.result.usage is not None
+
+
+# -- cost -----------------------------------------------------------------------------------
+def _status(meter: WireMeter, view: StreamView) -> str:
+    return html.unescape(meter.state(meter.find(view.root, "llm-stream-status"))["value"])
+
+
+def test_the_status_line_shows_the_cost_of_the_usage_the_provider_reported(client,
+                                                                           offline) -> None:
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(ask(client, PYTHAGORAS))
+        view.wait(30)
+    reported = offline.stats()["recent"][-1]["usage"]  # what the provider itself sent
+    cost = call_cost(reported, MODEL)
+    assert cost is not None and cost.total > 0
+    label = f"usage {reported['prompt_tokens']} prompt + {reported['completion_tokens']} " \
+            f"completion = {reported['total_tokens']} · {cost} (offline counts × real price)"
+    assert _status(meter, view).endswith(label + "</span>")
+    assert view.cost == cost and view.model == MODEL and view.offline
+
+
+def test_a_model_without_a_price_shows_no_cost_not_zero(client, offline) -> None:
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(lambda: client.chat.completions.create(
+            model="offline-tiny", messages=[{"role": "user", "content": "Hi"}], stream=True))
+        view.wait(30)
+    assert offline.stats()["recent"][-1]["usage"]["total_tokens"] > 0
+    status = _status(meter, view)
+    assert view.state == "done" and "usage" in status
+    assert "$" not in status and "cost" not in status and view.cost is None
+
+
+def test_a_real_providers_cost_is_not_marked_offline() -> None:
+    import httpx2
+
+    body = json.dumps({"model": MODEL, "messages": [], "stream": True}).encode()
+    request = httpx2.Request("POST", "https://api.moonshot.ai/v1/chat/completions", content=body)
+    assert priced_by(httpx2.Response(200, request=request)) == (MODEL, False)
+    marked = httpx2.Response(200, request=request, headers={"x-offline-provider": "yes"})
+    assert priced_by(marked) == (MODEL, True)
+    assert priced_by(None) == (None, False)
+    cost = call_cost({"prompt_tokens": 1000, "completion_tokens": 500}, MODEL)
+    assert cost_label(cost) == str(cost) == "$0.001200"
+    assert cost_label(None) is None
+
+
+def test_a_tool_loop_is_priced_over_the_usage_of_all_its_requests(client, offline) -> None:
+    from test_tools import CALC
+
+    from helpers.tools import iter_tool_loop
+
+    with WireMeter() as meter:
+        view = StreamView(widgets=True).start(lambda: iter_tool_loop(
+            client, model=MODEL, tools=[CALC],
+            messages=[{"role": "user", "content": 'calculate "2*(3+4)^2"'}]))
+        view.wait(30)
+    reported = [r["usage"] for r in offline.stats()["recent"]]
+    assert view.state == "done" and len(reported) == 2  # the call, then the answer
+    summed = {k: sum(u[k] for u in reported) for k in ("prompt_tokens", "completion_tokens")}
+    cost = call_cost(summed, MODEL)
+    assert cost is not None and view.cost == cost
+    assert f"· {cost} (offline counts × real price)" in _status(meter, view)
 
 
 # -- errors ---------------------------------------------------------------------------------

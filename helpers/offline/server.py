@@ -255,7 +255,8 @@ class OfflineProvider:
             })
         events = stream_events(plan, ident, answer, self._gate, self._counters)
         planned = len(answer.pieces) + len(answer.thoughts) + 2
-        return ChunkStream(self._counters, events, planned=planned, plan=plan)
+        return ChunkStream(self._counters, events, planned=planned, plan=plan,
+                           usage=answer.usage)
 
 
 _SHARED: dict[str, OfflineProvider] = {}

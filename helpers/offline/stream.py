@@ -3,8 +3,8 @@
 Deliberate choice: our own small response instead of Starlette's ``StreamingResponse``. It
 watches for ``http.disconnect`` while it writes, so a client that leaves is noticed even during
 a stall or a hold, and it records in the counters exactly how far each stream got and how it
-ended ("completed", "fault", "cut", "disconnected"), and whether the client asked for usage
-(``include_usage``: what a relay in front of it asked for).
+ended ("completed", "fault", "cut", "disconnected"), whether the client asked for usage
+(``include_usage``: what a relay in front of it asked for), and the ``usage`` it reports.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 import anyio
 
+from ..cost import OFFLINE_HEADER
 from .counters import Counters
 from .errors import DeliberateCut
 from .plan import STREAM_FAULTS, Plan
@@ -24,11 +25,12 @@ class ChunkStream:
     """A streaming ASGI response that notices a client leaving, even while idle."""
 
     def __init__(self, counters: Counters, events: AsyncIterator[tuple[str, bytes]],
-                 *, planned: int, plan: Plan) -> None:
+                 *, planned: int, plan: Plan, usage: dict | None = None) -> None:
         self.counters = counters
         self.events = events
         self.planned = planned
         self.plan = plan
+        self.usage = usage
         self.status_code = 200
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -36,7 +38,7 @@ class ChunkStream:
         counters.add("streams")
         counters.add("open_streams")
         record = {"model": self.plan.model, "planned": self.planned, "sent": 0,
-                  "outcome": "open", "include_usage": self.plan.include_usage}
+                  "outcome": "open", "include_usage": self.plan.include_usage, "usage": self.usage}
         with counters.lock:
             counters.recent.append(record)
         outcome = "disconnected"
@@ -67,6 +69,8 @@ class ChunkStream:
                         (b"content-type", b"text/event-stream; charset=utf-8"),
                         (b"cache-control", b"no-cache"),
                         (b"x-accel-buffering", b"no"),
+                        # Its usage is the offline rule's, not a bill (helpers/cost.py reads it).
+                        (OFFLINE_HEADER.encode(), b"token counts by helpers/tokens.py"),
                     ]})
                     try:
                         async for kind, data in self.events:

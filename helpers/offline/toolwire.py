@@ -109,7 +109,7 @@ def tool_response(plan: Plan, body: dict, turn: ToolTurn, ident: str, gate: Hold
             "choices": [{"index": 0, "message": _message(plan, turn), "finish_reason": finish}],
         })
     events = delta_events(plan, ident, deltas, finish, usage, gate, counters)
-    return ChunkStream(counters, events, planned=len(deltas) + 2, plan=plan)
+    return ChunkStream(counters, events, planned=len(deltas) + 2, plan=plan, usage=usage)
 
 
 def _schema_object(schema: dict, text: str, question: str) -> dict[str, Any]:

@@ -172,7 +172,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
     async def open_stream(messages: list[dict], request: Request, max_tokens: int | None = None
                           ) -> tuple[Batch, AsyncIterator[Batch]]:
         ticket = await limiter.admit(request.scope, messages, max_tokens)  # or RelayLimit
-        options = {"ask_for_usage": ask_for_usage, "max_tokens": ticket.max_tokens}
+        options = {"ask_for_usage": ask_for_usage, "max_tokens": ticket.max_tokens,
+                   "offline": config.provider == "offline"}  # the usage event's cost says so
         batches = ticket.metered(
             tool_batches(provider_client, config.model, messages, tools, **options) if tools
             else upstream_batches(provider_client, config.model, messages, **options))

@@ -22,6 +22,7 @@ from typing import Any
 import openai
 
 from ..calculator import CALCULATOR_SCHEMA, calculate
+from ..cost import with_cost
 from ..toolcalls import Event
 from ..tools import Tool, aiter_tool_loop, tool
 from .upstream import Batch
@@ -37,13 +38,13 @@ _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 async def tool_batches(client: openai.AsyncOpenAI, model: str, messages: list[dict],
                        tools: Sequence[Tool], *, ask_for_usage: bool = True,
-                       max_rounds: int = 4, max_tokens: int | None = None
-                       ) -> AsyncIterator[Batch]:
+                       max_rounds: int = 4, max_tokens: int | None = None,
+                       offline: bool = False) -> AsyncIterator[Batch]:
     """Run the tool loop; yield the relay's events, one batch per loop event.
 
     Text and reasoning become ``delta`` / ``reasoning`` as in a plain answer; calls become
     ``tool_call`` / ``tool_arguments`` / ``tool_result``; the last batch is ``usage`` (summed,
-    when reported) and ``done``. Raises the SDK's exceptions, like the plain reader.
+    when reported, with its cost; ``offline``: counted by the offline provider) and ``done``. Raises the SDK's exceptions, like the plain reader.
     """
     extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if ask_for_usage else {}
     if max_tokens is not None:
@@ -78,6 +79,6 @@ async def tool_batches(client: openai.AsyncOpenAI, model: str, messages: list[di
             finish = "tool_calls"
         if batch:
             yield batch
-    final: Batch = [("usage", usage)] if usage else []
+    final: Batch = [("usage", with_cost(usage, model, offline=offline))] if usage else []
     final.append(("done", {"finish_reason": finish}))
     yield final

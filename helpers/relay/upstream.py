@@ -26,6 +26,7 @@ import anyio
 import httpx2
 import openai
 
+from ..cost import OFFLINE_HEADER, with_cost
 from ..errors import IncompleteStream
 from ..sse import SSEDecoder
 from ..usage import find_usage
@@ -65,12 +66,14 @@ def _fold(chunk: Any, batch: Batch, request: httpx2.Request,
 
 
 async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: list[dict],
-                           *, ask_for_usage: bool = True,
-                           max_tokens: int | None = None) -> AsyncIterator[Batch]:
+                           *, ask_for_usage: bool = True, max_tokens: int | None = None,
+                           offline: bool = False) -> AsyncIterator[Batch]:
     """Stream one chat completion; yield the relay's events, one batch per network read.
 
     Yields ``delta`` / ``reasoning`` events as text arrives, then one batch with ``usage``
-    (when the provider reported it, wherever it put it) and ``done``. Raises the SDK's
+    (when the provider reported it, wherever it put it; with its ``cost``, marked when
+    ``offline`` or the offline provider's header says the counts are its own) and ``done``.
+    Raises the SDK's
     exceptions on failure (``APIStatusError`` subclasses before the body,
     ``APITimeoutError`` / ``APIConnectionError`` / ``APIError`` while reading it), or
     :class:`IncompleteStream`. Closing the generator closes the provider connection.
@@ -112,7 +115,9 @@ async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: lis
             await http.aclose()
     if finish_reason is None:
         raise IncompleteStream("The provider's stream ended before the answer finished")
-    final: Batch = [("usage", usage)] if usage is not None else []
+    offline = offline or OFFLINE_HEADER in http.headers
+    final: Batch = [("usage", with_cost(usage, model, offline=offline))
+                    ] if usage is not None else []
     final.append(("done", {"finish_reason": finish_reason}))
     yield final
 
