@@ -95,7 +95,9 @@ class WireTraits:
         return tuple(p for p in USAGE_PLACES if p in places)
 
 
-_MOONSHOT_SRC = ("usage in choices[0]: github.com/higress-group/higress/pull/1568, "
+_MOONSHOT_SRC = ("Moonshot's streaming guide shows both (platform.kimi.ai/docs/guide/utilize-the-"
+                 "streaming-output-feature-of-kimi-api; helpers/recordings.py); "
+                 "usage in choices[0]: github.com/higress-group/higress/pull/1568, "
                  "github.com/northes/go-moonshot/issues/17; with include_usage a trailing "
                  "duplicate: github.com/rmusser01/tldw_chatbook/pull/1627, "
                  "github.com/vercel/ai/pull/12337")
