@@ -12,6 +12,7 @@ import pytest
 
 from helpers.offline import OfflineProvider
 from helpers.relay import create_app
+from helpers.relay.guards import MAX_UPLOAD_BYTES
 from helpers.settings import Config
 from tools.make_worksheet import LINES, OUT
 
@@ -82,7 +83,7 @@ def test_upload_ask_list_delete_only_your_own(provider):
     ({"files": {"file": ("empty.txt", b"")}}, 400, "is empty"),
     ({"files": {"file": ("tool.exe", b"MZ")}}, 415, "this relay takes"),
     ({"json": {"file": "x"}}, 415, "multipart/form-data"),
-    ({"files": {"file": ("big.txt", b"x" * 300_000)}}, 413, "too large"),
+    ({"files": {"file": ("big.txt", b"x" * (MAX_UPLOAD_BYTES + 1))}}, 413, "too large"),
     ({"files": {"file": ("broken.pdf", b"%PDF-1.4 nothing")}}, 400, "Could not extract"),
 ])
 def test_bad_uploads_are_a_4xx_and_leave_nothing(provider, kwargs, status, words):

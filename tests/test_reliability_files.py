@@ -75,17 +75,19 @@ def test_bad_file_input_to_the_provider(provider, method, path, ctype, body, sta
 @pytest.fixture(scope="module")
 def relay(provider: OfflineProvider) -> Iterator[Relay]:
     config = Config("offline", provider.base_url, "moonshot-v1-8k", "k")
-    server = start_relay(config, read_timeout=5, jupyter=False, name="relay-reliability-files")
+    server = start_relay(config, read_timeout=5, jupyter=False, name="relay-reliability-files",
+                         max_upload_bytes=UPLOAD_LIMIT)
     yield server
     server.stop()
 
 
+UPLOAD_LIMIT = 100_000  # the relay's own limit for uploads, small here (8 MB by default)
 RELAY_CASES = [
     ("POST", "/api/files", FORM, form("empty.txt", b""), 400),
     ("POST", "/api/files", FORM, form("run.sh.exe", b"MZ"), 415),
     ("POST", "/api/files", FORM, form("big.txt", b"x" * 5000), 400),  # the provider's limit
     ("POST", "/api/files", FORM, form("half.pdf", b"%PDF-1.4 nothing"), 400),
-    ("POST", "/api/files", FORM, form("x.md", b"x" * 300_000), 413),  # the relay's body limit
+    ("POST", "/api/files", FORM, form("x.md", b"x" * 300_000), 413),  # the relay's upload limit
     ("POST", "/api/files", "application/json", b'{"file": "x"}', 415),
     ("POST", "/api/files", "multipart/form-data", b"no boundary", 415),
     ("DELETE", "/api/files/cnotyours", None, None, 404),

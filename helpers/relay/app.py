@@ -38,8 +38,9 @@ from ..settings import Config, load_config
 from ..sse import encode_event
 from ..tools import Tool
 from .access import AccessToken
-from .guards import MAX_BODY_BYTES, Guards
-from .identity import TrustedProxies
+from .files import add_file_routes, files_message
+from .guards import MAX_UPLOAD_BYTES, Guards
+from .identity import TrustedProxies, client_identity
 from .limits import Limiter, Limits, RelayLimit
 from .models import BlogRequest, ChatRequest, error_response
 from .resume import DEFAULT_GRACE, Answers
@@ -96,7 +97,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                limits: Limits | None = None, store: Store | str | None = None,
                trusted_proxies: Iterable[str] = (),
                resume_grace: float = DEFAULT_GRACE,
-               token: str | Mapping[str, str] | None = None) -> FastAPI:
+               token: str | Mapping[str, str] | None = None,
+               max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
     """Build the relay's FastAPI app for ``config`` (default: ``load_config()``).
 
     Args:
@@ -118,6 +120,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         resume_grace: seconds a resumable answer waits for its reader to come back.
         token: require ``Authorization: Bearer <token>`` (one shared token, or ``{name:
             token}`` per client); see :mod:`helpers.relay.access`. Default: none needed.
+        max_upload_bytes: the largest file ``POST /api/files`` takes (other bodies: 256 kB).
     """
     config = config or load_config()
     secret = config.api_key
@@ -165,7 +168,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         message = {400: "Request body could not be read: send UTF-8 JSON, not nested too deeply",
                    404: f"No route for {request.method} {path}",
                    405: f"Method {request.method} is not allowed on {path}",
-                   413: f"Request body too large: at most {MAX_BODY_BYTES} bytes"}
+                   413: str(exc.detail)}  # the guards say which limit (guards.py)
         return error_response(exc.status_code, _HTTP_KINDS.get(exc.status_code, "http_error"),
                               message.get(exc.status_code, str(exc.detail)), exc.headers)
 
@@ -191,8 +194,14 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
     async def chat_stream(body: ChatRequest, request: Request) -> Response:
         """Stream the answer as named SSE events."""
         try:
-            first, events = await open_stream(body.to_messages(system_prompt), request,
-                                              body.max_tokens)
+            messages = body.to_messages(system_prompt)
+            if body.files:  # the client's own uploads, as one system message (relay/files.py)
+                attached = await files_message(provider_client, file_owners, client_identity(
+                    request.scope, TrustedProxies(trusted_proxies)), body.files)
+                if isinstance(attached, Response):
+                    return attached
+                messages.insert(0, attached)
+            first, events = await open_stream(messages, request, body.max_tokens)
         except Exception as exc:
             return refuse(exc)
         if body.resumable:
@@ -257,6 +266,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
             "Cache-Control": "no-cache", "Content-Security-Policy": _PAGE_POLICY})
 
     answers.add_routes(app)
+    file_owners = add_file_routes(app, provider_client, lambda scope: client_identity(
+        scope, TrustedProxies(trusted_proxies)), secret=secret)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if token:  # inside CORS (a preflight carries no token) and the Host/Origin guards
         app.add_middleware(AccessToken, tokens=token)
@@ -264,5 +275,5 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                        allow_methods=["GET", "POST"],
                        allow_headers=["Content-Type", "Accept", "Authorization"])
     app.add_middleware(Guards, allow_hosts=list(allow_hosts), allow_origins=allow_origins,
-                       forwarded_prefix=trust_proxy_prefix)
+                       forwarded_prefix=trust_proxy_prefix, max_upload_bytes=max_upload_bytes)
     return app

@@ -6,7 +6,10 @@ Deliberate choices:
   name or an allowed host (a DNS-rebinding page reaches 127.0.0.1 under *its own* name); an
   ``Origin`` must be the same origin or an allowed one (other sites' pages get 403, allowed
   ones get CORS). Requests without ``Origin`` (curl, Python) pass.
-- **Bodies are bounded** by ``Content-Length`` and, for a chunked body, by counting.
+- **Bodies are bounded** by ``Content-Length`` and, for a chunked body, by counting: 256 kB
+  for JSON, and a limit of its own for a file upload (``POST /api/files``, 8 MB by default,
+  ``create_app(max_upload_bytes=...)``): a worksheet PDF is often over 256 kB, and the relay
+  reads an upload into memory before handing it to the provider (whose own limit is 100 MB).
 - **Under JupyterHub or Binder** the hub's public host is allowed when the hub names it;
   when it does not (Binder), requests that jupyter-server-proxy forwarded to *this* port are
   accepted from any host: the relay then listens on a remote container's loopback, which a
@@ -27,9 +30,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .models import error_response
 
-__all__ = ["LOOPBACK", "MAX_BODY_BYTES", "Guards", "jupyter_allowances"]
+__all__ = ["LOOPBACK", "MAX_BODY_BYTES", "MAX_UPLOAD_BYTES", "Guards", "jupyter_allowances"]
 
 MAX_BODY_BYTES = 256_000
+MAX_UPLOAD_BYTES = 8_000_000  # POST /api/files
+UPLOAD_PATH = "/api/files"
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _HUB_HOST_VARS = ("JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_PUBLIC_HUB_URL", "JUPYTERHUB_HOST")
 
@@ -46,8 +51,10 @@ class Guards:
     """ASGI middleware: DNS-rebinding (Host) and cross-site (Origin) guards, body size."""
 
     def __init__(self, app: ASGIApp, *, allow_hosts: Iterable[str],
-                 allow_origins: Iterable[str], forwarded_prefix: str | None) -> None:
+                 allow_origins: Iterable[str], forwarded_prefix: str | None,
+                 max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self.app = app
+        self.max_upload_bytes = max_upload_bytes
         self.hosts = {_hostname(h) for h in allow_hosts} | LOOPBACK
         self.origins = {o.strip().rstrip("/").lower() for o in allow_origins}
         self.forwarded_prefix = forwarded_prefix
@@ -80,11 +87,10 @@ class Guards:
         if problem is not None:
             await error_response(403, "forbidden", problem)(scope, receive, send)
             return
+        limit, refusal = self._limit(scope)
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            await error_response(413, "request_too_large",
-                                 f"Request body too large: at most {MAX_BODY_BYTES} bytes"
-                                 )(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await error_response(413, "request_too_large", refusal)(scope, receive, send)
             return
         received = 0
 
@@ -93,11 +99,19 @@ class Guards:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > MAX_BODY_BYTES:
-                raise HTTPException(413)
+            if received > limit:
+                raise HTTPException(413, detail=refusal)
             return message
 
         await self.app(scope, counting_receive, send)
+
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        """Return the body limit of this request, and what a 413 says."""
+        if scope.get("method") == "POST" and scope.get("path", "").rstrip("/") == UPLOAD_PATH:
+            limit = self.max_upload_bytes
+            return limit, (f"File too large for this relay: at most {limit:,} bytes per upload "
+                           f"({limit / 1e6:g} MB; create_app(max_upload_bytes=...) sets it)")
+        return MAX_BODY_BYTES, f"Request body too large: at most {MAX_BODY_BYTES} bytes"
 
 
 def jupyter_allowances(env: Mapping[str, str] | None = None) -> tuple[list[str], str | None]:
