@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
+from json.encoder import encode_basestring
 from typing import Any
 
 from sse_starlette import ServerSentEvent
@@ -34,6 +35,9 @@ __all__ = ["EVENT_NAMES", "EventDecoder", "LineDecoder", "SSEDecoder", "encode_c
 EVENT_NAMES = ("delta", "reasoning", "usage", "done", "error")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 _BOM = b"\xef\xbb\xbf"
+#: The bytes before the JSON string of a ``{"content": ...}`` event, for the relay's names.
+_CONTENT_HEADS = {name: b"event: %s\ndata: {\"content\":" % name.encode()
+                  for name in EVENT_NAMES}
 
 
 # -- encoding -----------------------------------------------------------------------------------
@@ -43,12 +47,13 @@ def encode_event(event: str, data: Mapping[str, Any]) -> bytes:
     >>> encode_event("delta", {"content": "a\\nb"})
     b'event: delta\\ndata: {"content":"a\\\\nb"}\\n\\n'
     """
+    content = data.get("content") if len(data) == 1 else None
+    if type(content) is str and (head := _CONTENT_HEADS.get(event)):
+        # the hot path (every delta): the same bytes as below, built directly;
+        # encode_basestring is what json.dumps(str, ensure_ascii=False) calls
+        return head + encode_basestring(content).encode() + b"}\n\n"
     if not _NAME.match(event):
         raise ValueError(f"event name must be a simple word, got {event!r}")
-    content = data.get("content") if len(data) == 1 else None
-    if type(content) is str:  # the hot path (every delta): the same bytes, built directly
-        return b"".join((b"event: ", event.encode(), b'\ndata: {"content":',
-                         json.dumps(content, ensure_ascii=False).encode(), b"}\n\n"))
     payload = json.dumps(dict(data), ensure_ascii=False, separators=(",", ":"),
                          allow_nan=False)
     return ServerSentEvent(payload, event=event, sep="\n").encode()
@@ -104,6 +109,9 @@ class EventDecoder:
     def feed(self, lines: list[bytes]) -> Iterator[tuple[str, str]]:
         """Yield every event these lines complete, as ``(event name, data)``."""
         for raw in lines:
+            if raw[:6] == b"data: ":  # the common line, as the general rule below reads it
+                self._data.append(raw[6:].decode("utf-8"))
+                continue
             if not raw:
                 if self._data:
                     yield self._event or "message", "\n".join(self._data)

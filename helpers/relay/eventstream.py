@@ -1,0 +1,88 @@
+"""The relay's ``text/event-stream`` response: Starlette's streaming response, kept alive.
+
+Deliberate choices (measured in docs/performance.md):
+
+- **Starlette's StreamingResponse underneath,** not sse-starlette's ``EventSourceResponse``
+  on the hot route: that one starts four tasks per response (the stream, pings, the
+  disconnect listener, a server-exit listener) and opens a cancel scope around every write.
+  Starlette's runs the stream in one task and waits for ``http.disconnect`` in the other, so
+  a client that leaves still cancels the stream, and with it the provider's request.
+- **A keep-alive comment only after silence,** from a timer rather than a task: after
+  ``ping`` seconds without a write (a reasoning model thinking, a provider queueing), one
+  ``: ping`` comment keeps proxies from closing the connection; a stream that keeps
+  writing never sees one. The comment is a message of its own, written whole between the
+  stream's (as uvicorn writes every ASGI message), never after the end.
+- **sse-starlette's headers:** ``Cache-Control: no-store``, ``X-Accel-Buffering: no``
+  (nginx streams it), ``Connection: keep-alive``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Mapping
+
+from starlette.responses import StreamingResponse
+from starlette.types import Send
+
+from ..sse import encode_comment
+
+__all__ = ["PING_SECONDS", "EventStream"]
+
+#: Seconds of silence before a keep-alive comment (sse-starlette's default too).
+PING_SECONDS = 15.0
+_PING = encode_comment("ping")
+
+
+class EventStream(StreamingResponse):
+    """Stream already-encoded SSE bytes, one write per item; keep-alive comments when silent."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncIterable[bytes], *, ping: float = PING_SECONDS,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(content, headers={"Cache-Control": "no-store",
+                                           "Connection": "keep-alive",
+                                           "X-Accel-Buffering": "no", **(headers or {})})
+        self.ping = ping
+        self._last = 0.0  # loop time of the last write
+        self._open = False  # between the headers and the end of the body
+        self._pinging: set[asyncio.Task] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def stream_response(self, send: Send) -> None:
+        """Send the headers, every item of the body as it comes, then the end."""
+        loop = asyncio.get_running_loop()
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        self._open, self._last = True, loop.time()
+        if self.ping > 0:
+            self._timer = loop.call_later(self.ping, self._idle, loop, send)
+        try:
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                self._last = loop.time()
+        finally:
+            self._open = False
+            if self._timer is not None:
+                self._timer.cancel()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _idle(self, loop: asyncio.AbstractEventLoop, send: Send) -> None:
+        """Timer: after ``ping`` seconds without a write, send one comment; check again."""
+        if not self._open:
+            return
+        quiet = loop.time() - self._last
+        if quiet >= self.ping and not self._pinging:
+            self._last = loop.time()
+            task = loop.create_task(self._send_ping(send))
+            self._pinging.add(task)
+            task.add_done_callback(self._pinging.discard)
+            quiet = 0.0
+        self._timer = loop.call_later(self.ping - quiet, self._idle, loop, send)
+
+    async def _send_ping(self, send: Send) -> None:
+        try:
+            if self._open:
+                await send({"type": "http.response.body", "body": _PING, "more_body": True})
+        except Exception:  # the stream's own write reports a broken connection
+            pass
