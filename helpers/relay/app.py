@@ -28,7 +28,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -38,6 +37,7 @@ from ..settings import Config, load_config
 from ..sse import encode_event
 from ..tools import Tool
 from .access import AccessToken
+from .eventstream import EventStream
 from .files import add_file_routes, files_message
 from .guards import MAX_UPLOAD_BYTES, Guards
 from .identity import TrustedProxies, client_identity
@@ -177,9 +177,11 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         ticket = await limiter.admit(request.scope, messages, max_tokens)  # or RelayLimit
         options = {"ask_for_usage": ask_for_usage, "max_tokens": ticket.max_tokens,
                    "offline": config.provider == "offline"}  # the usage event's cost says so
-        batches = ticket.metered(
-            tool_batches(provider_client, config.model, messages, tools, **options) if tools
-            else upstream_batches(provider_client, config.model, messages, **options))
+        batches = (tool_batches(provider_client, config.model, messages, tools, **options)
+                   if tools else upstream_batches(provider_client, config.model, messages,
+                                                  **options))
+        if ticket.limiter is not None:  # no limits: no wrapper to pass every batch through
+            batches = ticket.metered(batches)
         return await anext(batches), batches
 
     def refuse(exc: Exception) -> JSONResponse:
@@ -219,7 +221,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                 with anyio.CancelScope(shield=True):
                     await events.aclose()
 
-        return EventSourceResponse(sse(), sep="\n")
+        return EventStream(sse())
 
     @app.post("/chatbot/llm/chatstream")
     async def blog_stream(body: BlogRequest, request: Request) -> Response:
