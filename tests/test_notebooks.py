@@ -46,6 +46,16 @@ def test_no_key_like_string_in_a_committed_notebook(path):
     assert not found, f"{path.name} contains key-like strings: {found[:3]}"
 
 
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_lessons_import_helpers_through_its_public_api(path: Path) -> None:
+    """A lesson imports from ``helpers`` (its public names) or ``helpers.exercises``, never a
+    module behind them: what a lesson uses is what the package promises to keep."""
+    reached = [line.strip() for cell in cells(path) if cell["cell_type"] == "code"
+               for line in "".join(cell["source"]).splitlines()
+               if re.match(r"\s*(from|import)\s+helpers\.(?!exercises\b)", line)]
+    assert reached == [], f"{path.name}: import these from helpers instead: {reached}"
+
+
 @pytest.mark.parametrize("path", [
     pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=LAYOUT_BROKEN[p.stem]))
     if p.stem in LAYOUT_BROKEN else p for p in ALL], ids=[p.stem for p in ALL])
