@@ -199,10 +199,11 @@ def scenario(name: str, chunks: int, delay_ms: float, levels: list[tuple[int, in
         targets = start_targets(stack, up_url, which)
         relay_pid = targets[1][5]
         for c, n in levels:
-            # warm-up: connection pools, imports, caches (one request when paced)
-            warm = 1 if delay_ms else min(n, 10)
+            # warm-up at this concurrency (up to 100): imports, caches, and connection pools
+            # as large as the level needs, so that no target pays for growing its pool
+            warm = min(c, n, 100)
             for _, url, path, body, kind, _ in targets:
-                measure(url, path, body, kind, expected, min(c, warm), warm, timeout)
+                measure(url, path, body, kind, expected, warm, warm, timeout)
             floor = None
             for label, url, path, body, kind, pid in targets:
                 cpu_before = cpu_seconds(pid) if pid else 0.0

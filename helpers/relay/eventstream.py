@@ -2,11 +2,12 @@
 
 Deliberate choices (measured in docs/performance.md):
 
-- **Starlette's StreamingResponse underneath,** not sse-starlette's ``EventSourceResponse``
+- **Starlette's StreamingResponse contract,** not sse-starlette's ``EventSourceResponse``
   on the hot route: that one starts four tasks per response (the stream, pings, the
   disconnect listener, a server-exit listener) and opens a cancel scope around every write.
-  Starlette's runs the stream in one task and waits for ``http.disconnect`` in the other, so
-  a client that leaves still cancels the stream, and with it the provider's request.
+  This one streams in one task and waits for ``http.disconnect`` in another, so a client
+  that leaves still cancels the stream, and with it the provider's request; with plain
+  asyncio tasks, as an anyio task group's cancellation formats a task's repr each time.
 - **A keep-alive comment only after silence,** from a timer rather than a task: after
   ``ping`` seconds without a write (a reasoning model thinking, a provider queueing), one
   ``: ping`` comment keeps proxies from closing the connection; a stream that keeps
@@ -22,7 +23,7 @@ import asyncio
 from collections.abc import AsyncIterable, Mapping
 
 from starlette.responses import StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from ..sse import encode_comment
 
@@ -31,6 +32,9 @@ __all__ = ["PING_SECONDS", "EventStream"]
 #: Seconds of silence before a keep-alive comment (sse-starlette's default too).
 PING_SECONDS = 15.0
 _PING = encode_comment("ping")
+#: ASGI versions whose server says nothing when a client leaves mid-response (uvicorn speaks
+#: 2.3), so the response must wait for ``http.disconnect``; 2.4 raises on the next write.
+_NEEDS_LISTENER = frozenset({"2.0", "2.1", "2.2", "2.3"})
 
 
 class EventStream(StreamingResponse):
@@ -48,6 +52,26 @@ class EventStream(StreamingResponse):
         self._open = False  # between the headers and the end of the body
         self._pinging: set[asyncio.Task] = set()
         self._timer: asyncio.TimerHandle | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream in one task, wait for ``http.disconnect`` in another; the first to end
+        cancels the other (Starlette's contract, in plain asyncio: no task group)."""
+        if scope.get("asgi", {}).get("spec_version", "2.0") not in _NEEDS_LISTENER:
+            await super().__call__(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        stream = loop.create_task(self.stream_response(send))
+        gone = loop.create_task(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait((stream, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stream.cancel()  # a client that left: the body's generator closes its upstream
+            gone.cancel()
+            await asyncio.wait((stream, gone))
+        if not stream.cancelled() and (failure := stream.exception()) is not None:
+            raise failure
+        if self.background is not None:
+            await self.background()
 
     async def stream_response(self, send: Send) -> None:
         """Send the headers, every item of the body as it comes, then the end."""
