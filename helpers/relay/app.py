@@ -273,9 +273,11 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if token:  # inside CORS (a preflight carries no token) and the Host/Origin guards
         app.add_middleware(AccessToken, tokens=token)
-    app.add_middleware(CORSMiddleware, allow_origins=[o.rstrip("/") for o in allow_origins],
-                       allow_methods=["GET", "POST"],
-                       allow_headers=["Content-Type", "Accept", "Authorization"])
+    cors_origins = [o.rstrip("/") for o in allow_origins]
+    if cors_origins:  # none allowed: the guards refuse other origins, CORS has nothing to add
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins,
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "Accept", "Authorization"])
     app.add_middleware(Guards, allow_hosts=list(allow_hosts), allow_origins=allow_origins,
                        forwarded_prefix=trust_proxy_prefix, max_upload_bytes=max_upload_bytes)
     return app
