@@ -55,24 +55,33 @@ def library(frame: str) -> str:
 
 
 def summarise(collapsed: Path, top: int) -> str:
-    """Own and inclusive time per function, and own time per library, from collapsed stacks."""
+    """Own and inclusive time per function, and own time per library, from collapsed stacks.
+
+    Only the event loop's thread counts, and only while Python code runs there.
+    """
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     libs: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = loop_own = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         n = int(count)
         frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
         frames = [f for f in frames if not f.startswith(("process ", "thread "))]
-        if not frames:
+        loop = [i for i, f in enumerate(frames) if f.startswith("Runner.run ")]
+        if not loop:  # another thread (the CLI's main thread, thread pools): waiting
+            continue
+        if loop[0] == len(frames) - 1:  # in the event loop's own C code: I/O, or idle
+            loop_own += n
             continue
         total += n
         own[frames[-1]] += n
         libs[library(frames[-1])] += n
         for f in set(frames):
             inclusive[f] += n
-    out = [f"{total} samples"]
+    out = [f"{total} samples of the event loop's thread running Python code (shares below); "
+           f"{loop_own} more in the loop's own C code (socket I/O, or waiting: py-spy cannot "
+           "tell them apart here)"]
     out += ["", "own time by library:"]
     out += [f"  {n / total:6.1%}  {name}" for name, n in libs.most_common()]
     out += ["", "own time by function:"]

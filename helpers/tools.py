@@ -26,8 +26,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 from .toolcalls import Event, ToolCall, ToolCallAssembler
 
 __all__ = ["WEB_SEARCH", "Tool", "ToolLoop", "ToolLoopResult", "aiter_tool_loop", "arun_tools",
@@ -98,6 +96,8 @@ def _prepare(call: ToolCall, allowed: dict[str, Tool]) -> tuple[Tool | None, Any
         args = json.loads(call.arguments or "{}")
     except ValueError as exc:
         return found, None, f"Error: the arguments of {call.name} are not valid JSON ({exc})"
+    import jsonschema  # on the first call: its import takes ~0.7 s and 20 MB (a URI grammar)
+
     errors = sorted(jsonschema.Draft202012Validator(found.parameters).iter_errors(args),
                     key=lambda e: list(e.path))
     if errors:
