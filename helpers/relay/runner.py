@@ -25,7 +25,7 @@ from .access import new_token, why_token_required
 from .app import DEFAULT_READ_TIMEOUT, create_app
 from .guards import jupyter_allowances
 from .tools import MATH_TOOLS
-from .workers import add_scale_options, freeze_startup_heap, scale_options, serve_workers
+from .workers import add_scale_options, scale_options, serve_workers, serving_gc
 
 __all__ = ["DEFAULT_PORT", "Relay", "main", "start_relay"]
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
-    freeze_startup_heap()  # its own process: start-up's objects out of later collections
+    serving_gc()  # its own process: the collector tuned for serving (workers.py)
     print(f"relay serving at {relay.url} (provider {config.provider}, model {config.model})",
           flush=True)
     if relay.token:  # on the terminal only, like Jupyter's own link; never to a log

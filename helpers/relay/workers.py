@@ -40,8 +40,8 @@ from ..settings import Config
 from .limits import Limits
 from .resume import DEFAULT_GRACE
 
-__all__ = ["ENV_VAR", "add_scale_options", "app_from_env", "freeze_startup_heap", "scale_options",
-           "serve_workers"]
+__all__ = ["ENV_VAR", "add_scale_options", "app_from_env", "scale_options", "serve_workers",
+           "serving_gc"]
 
 #: The variable that carries the relay's options from the parent to its workers.
 ENV_VAR = "HELPERS_RELAY_WORKER_OPTIONS"
@@ -96,20 +96,24 @@ def app_from_env() -> FastAPI:
     limits = Limits(**options.pop("limits"))
     tools = MATH_TOOLS if options.pop("math_tools", False) else ()
     app = create_app(config, limits=limits, tools=tools, **options)
-    freeze_startup_heap()
+    serving_gc()
     return app
 
 
-def freeze_startup_heap() -> None:
-    """Keep what start-up built out of later garbage collections (a serving process only).
+def serving_gc() -> None:
+    """Tune the garbage collector for a relay's own process (never a notebook's kernel).
 
-    Imports and the app are some 250,000 objects that live as long as the process; every
-    full collection walked them (about 80 ms here, every second or so under load: a pause
-    in every open stream). After ``gc.freeze()`` a collection sees what requests made.
-    Never in a notebook's kernel, whose heap is the learner's.
+    - ``gc.freeze()`` after start-up: imports and the app are some 235,000 objects that live
+      as long as the process, and every full collection walked them (about 80 ms here).
+    - Full collections ten times rarer (``threshold2`` 10 -> 100): with a thousand streams
+      open, their objects are old enough to be walked by each full collection, about 100 ms
+      each, several times a second: a third of the relay's CPU (docs/performance.md). Young
+      garbage is still collected as often; cycles that die old wait longer.
     """
     gc.collect()
     gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 100)
 
 
 def serve_workers(config: Config, *, workers: int, host: str, port: int,
