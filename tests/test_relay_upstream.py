@@ -9,7 +9,9 @@ same events, finish reason, usage and errors, chunk by chunk:
   reasoning, keep-alives), with and without ``include_usage``, and with faults;
 - the same streams mutated (seeded, so a failure names its case): other texts in either JSON
   escaping, a field that changes per chunk, extra fields, reordered keys, broken bytes;
-- every kind of string (and non-string) in a learnt shape's text slot.
+- every kind of string (and non-string) in a learnt shape's text slot;
+- each provider's own published example stream (helpers/recordings.py), its text chunk
+  repeated with other texts in the very same bytes.
 
 Both readers must also be right, not only agree: the fast reader's text is the provider's
 text, and it takes the fast path where it should (or the test would pass with it switched off).
@@ -25,6 +27,7 @@ import httpx
 import pytest
 
 from helpers.providers import MODELS
+from helpers.recordings import RECORDINGS
 from helpers.relay.upstream import ChunkReader
 from helpers.sse import SSEDecoder
 
@@ -197,3 +200,26 @@ def test_a_stream_with_spaces_after_separators_takes_the_fast_path(streams):
               for p in streams["moonshot-v1-8k usage=True"]]
     assert '"content": "' in spaced[2]
     assert assert_agree(spaced) >= len(spaced) - 8
+
+
+@pytest.mark.parametrize("recording", RECORDINGS, ids=lambda r: r.name)
+def test_the_providers_own_published_streams_read_the_same_and_fast(recording):
+    """helpers/recordings.py keeps each provider's documented stream, byte for byte: their
+    field order, spacing and extra fields. Its text chunk, repeated with other texts spliced
+    into the very same bytes, must read the same both ways, and fast after the first."""
+    payloads = [line.removeprefix("data: ") for line in recording.lines]
+    at = next(i for i, p in enumerate(payloads) if p != "[DONE]"
+              and (json.loads(p)["choices"] or [{}])[0].get("delta", {}).get("content"))
+    text = json.loads(payloads[at])["choices"][0]["delta"]["content"]
+    literal = json.dumps(text, ensure_ascii=False)
+    assert payloads[at].count(literal) == 1
+    rng = random.Random(recording.name)
+    copies = [payloads[at].replace(literal, json.dumps(random_text(rng),
+                                                        ensure_ascii=rng.random() < 0.5))
+              for _ in range(30)]
+    stream = payloads[:at + 1] + copies + payloads[at + 1:]
+    assert assert_agree(stream) >= 25
+
+
+def random_text(rng: random.Random) -> str:
+    return "".join(rng.choice(TRICKY) for _ in range(rng.randint(1, 6)))
