@@ -28,7 +28,8 @@ _EXPORTS: dict[str, str] = {
     "StreamView": "widgets", "show_stream": "widgets", "ChatUI": "chat_ui",
     "WireMeter": "widget_meter", "SimClock": "widget_meter", "at_simulated_speed": "widget_meter",
     # providers' wire quirks (the one table) and errors
-    "FAMILIES": "providers", "MODELS": "providers", "comparison_table": "providers", "traits_for": "providers", "find_usage": "usage",
+    "FAMILIES": "providers", "MODELS": "providers", "comparison_table": "providers",
+    "traits_for": "providers", "find_usage": "usage",
     "describe_wire": "raw_wire", "raw_sse_lines": "raw_wire",
     "RECORDINGS": "recordings", "ERROR_RECORDINGS": "recordings", "offline_lines": "recordings",
     "wire_shape": "recordings", "count_tokens": "tokens", "count_prompt_tokens": "tokens",
@@ -39,7 +40,8 @@ _EXPORTS: dict[str, str] = {
     "assemble_tool_calls": "toolcalls", "Tool": "tools", "tool": "tools",
     "WEB_SEARCH": "tools", "run_tools": "tools", "arun_tools": "tools",
     "iter_tool_loop": "tools", "aiter_tool_loop": "tools", "run_call": "tools",
-    "calculate": "calculator", "CALCULATOR_SCHEMA": "calculator", "PartialJSON": "structured", "iter_partial_json": "structured",
+    "calculate": "calculator", "CALCULATOR_SCHEMA": "calculator",
+    "PartialJSON": "structured", "iter_partial_json": "structured",
     "aiter_partial_json": "structured", "parse_partial": "structured",
     # files, tokens and cost (lesson 9)
     "file_message": "files", "afile_message": "files", "estimate_tokens": "files",

@@ -72,7 +72,8 @@ def _data(*chunks: str) -> tuple[str, ...]:
 _KIMI_ID = '"id":"cmpl-1305b94c570f447fbde3180560736287","object":"chat.completion.chunk",' \
            '"created":1698999575'
 _DS = ('"created": 1718345013, "id": "1f633d8bfc032625086f14113c411638", "model": '
-       '"deepseek-v4-pro", "object": "chat.completion.chunk", "system_fingerprint": "fp_a49d71b8a1"')
+       '"deepseek-v4-pro", "object": "chat.completion.chunk", '
+       '"system_fingerprint": "fp_a49d71b8a1"')
 _QWEN = ('"object":"chat.completion.chunk","created":1726132850,"system_fingerprint":null,'
          '"model":"qwen-plus","id":"chatcmpl-428b414f-fdd4-94c6-b179-8f576ad653a8"')
 _OAI = ('"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,'

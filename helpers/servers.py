@@ -116,6 +116,9 @@ class BackgroundServer:
             "lifespan": "off",
             "timeout_graceful_shutdown": 1,
             "timeout_keep_alive": 5,
+            # uvicorn would believe X-Forwarded-For from 127.0.0.1 and rewrite the client's
+            # address; the relay decides whom to trust itself (helpers/relay/identity.py)
+            "proxy_headers": False,
         }
         options.update(self.uvicorn_options)
         config = uvicorn.Config(self.app, host=self.host, port=self.port, **options)

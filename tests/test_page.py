@@ -131,8 +131,8 @@ def test_page_streams_the_answer_before_the_end(page: Any, relay: Relay,
     assert page.problems == []
 
 
-def test_page_time_to_first_token_counts_the_wait_for_the_provider(page: Any, relay: Relay,
-                                                                   offline: OfflineProvider) -> None:
+def test_page_time_to_first_token_counts_the_wait_for_the_provider(
+        page: Any, relay: Relay, offline: OfflineProvider) -> None:
     """The clock starts before fetch: the provider's slow headers are part of the wait shown."""
     ask(page, relay, "What is 1+1? [delay-headers:800]")
     wait_state(page, "done")
@@ -282,6 +282,20 @@ def test_escape_stops_too(page: Any, relay: Relay, offline: OfflineProvider) -> 
     page.press("#question", "Escape")
     wait_state(page, "stopped")
     offline.wait_for(lambda s: s["disconnects"] == 1, timeout=5)
+
+
+def test_stop_before_the_answer_begins_stops_upstream(
+        page: Any, relay: Relay, offline: OfflineProvider) -> None:
+    # The relay answers only once the provider's first piece is there (here: headers held
+    # 1.5 s), so Stop can come before the page knows which answer it asked for. The answer
+    # must still be stopped, not left running for its resume grace period.
+    ask(page, relay, "What is a prime number? [delay-headers:1500][hold]")
+    offline.wait_for(lambda s: s["chat_requests"] == 1)
+    page.press("#question", "Escape")
+    wait_state(page, "stopped")
+    assert page.text_content(f"{LAST} .stats").startswith("stopped")
+    stats = offline.wait_for(lambda s: s["disconnects"] == 1, timeout=10)
+    assert stats["completed"] == 0 and stats["held"] == 0
 
 
 def test_midstream_error_keeps_the_text_and_says_what_happened(page: Any, relay: Relay) -> None:

@@ -97,6 +97,20 @@ def test_requests_per_minute_per_client(relay_with: Callable[..., Relay],
     assert offline.stats()["streams"] == 3
 
 
+def test_an_untrusted_client_cannot_choose_its_identity(offline: OfflineProvider) -> None:
+    # Regression: uvicorn's proxy headers (on by default, trusting 127.0.0.1) let any loopback
+    # client pick its address with X-Forwarded-For, and so escape its limits.
+    config = Config("offline", offline.base_url, "moonshot-v1-8k", FAKE_KEY)
+    relay = start_relay(config, jupyter=False, name="relay-limits-untrusted",
+                        limits=Limits(requests_per_minute=1))
+    try:
+        assert ask(relay, "10.0.0.1").status_code == 200
+        refused(ask(relay, "10.0.0.2"), "relay_rate_limit")  # still 127.0.0.1 to the relay
+    finally:
+        relay.stop()
+    assert offline.stats()["streams"] == 1
+
+
 def test_max_tokens_ceiling(relay_with: Callable[..., Relay], offline: OfflineProvider) -> None:
     relay = relay_with(max_tokens=5)
     over = ask(relay, "10.0.0.1", max_tokens=6)

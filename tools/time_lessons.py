@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{timing.name:32} total {timing.total:5.1f} s   cells {timing.cells:5.1f} s")
     machine = (f"Python {platform.python_version()}, {platform.system()} {platform.machine()}, "
                f"{os.cpu_count()} CPUs")
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    when = datetime.now(UTC).strftime("%Y-%m-%d")
     args.out.write_text(to_markdown(timings, runs=args.runs, machine=machine, when=when),
                         encoding="utf-8")
     print(f"wrote {args.out}")

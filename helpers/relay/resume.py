@@ -96,8 +96,10 @@ class Answers:
         return self._response(answer, 0, attached=True)
 
     def _response(self, answer: str, after: int, attached: bool = False) -> Response:
+        # The answer's id in a header too: a page that stops before the first event arrives
+        # (the provider still thinking) can still tell the relay which answer to stop.
         return EventSourceResponse(self._follow(answer, after, attached), sep="\n",
-                                   headers={"X-Accel-Buffering": "no"})
+                                   headers={"X-Accel-Buffering": "no", "X-Relay-Answer": answer})
 
     async def _produce(self, answer: str, local: _Local, first: Batch,
                        events: AsyncIterator[Batch]) -> None:

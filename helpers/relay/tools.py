@@ -44,7 +44,8 @@ async def tool_batches(client: openai.AsyncOpenAI, model: str, messages: list[di
 
     Text and reasoning become ``delta`` / ``reasoning`` as in a plain answer; calls become
     ``tool_call`` / ``tool_arguments`` / ``tool_result``; the last batch is ``usage`` (summed,
-    when reported, with its cost; ``offline``: counted by the offline provider) and ``done``. Raises the SDK's exceptions, like the plain reader.
+    when reported, with its cost; ``offline``: counted by the offline provider) and ``done``.
+    Raises the SDK's exceptions, like the plain reader.
     """
     extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if ask_for_usage else {}
     if max_tokens is not None:

@@ -135,7 +135,8 @@ def serve_workers(config: Config, *, workers: int, host: str, port: int,
                               port=sock.getsockname()[1], workers=workers, loop=loop,
                               http="h11", lifespan="on", log_config=None, log_level="warning",
                               access_log=False, timeout_graceful_shutdown=GRACEFUL_SECONDS,
-                              timeout_keep_alive=5)
+                              timeout_keep_alive=5,
+                              proxy_headers=False)  # whom to trust: relay/identity.py
     display = f"[{host}]" if ":" in host else host
     url = f"http://{display}:{sock.getsockname()[1]}/"
     where = urlsplit(store)  # a Redis URL may hold a password: print its host only

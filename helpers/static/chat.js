@@ -211,15 +211,16 @@
     turn.stats.textContent = "waiting for the first token…";
     var redraw = scheduler(turn), state;
     try {
-      var response = await fetch("api/chat/stream", {
+      // No signal on the fetch itself: Stop before the answer begins must still reach the
+      // relay, which learns nothing from a request the browser dropped (resume.js).
+      var response = await ChatResume.untilAborted(fetch("api/chat/stream", {
         method: "POST",
         headers: RelayAccess.headers({ "Content-Type": "application/json",
                                        "Accept": "text/event-stream" }),
         body: JSON.stringify(Object.assign({ question: q, history: history(turns.indexOf(turn)),
                                              resumable: true },   // survives a drop: resume.js
                                            Attach.body())),   // attached files (attach.js)
-        signal: controller.signal,
-      });
+      }), controller.signal);
       if (!response.ok) {
         turn.outcome = "error";
         showError(turn, "HTTP " + response.status + ": " + (await readError(response)));

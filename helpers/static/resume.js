@@ -57,21 +57,32 @@ var ChatResume = (function () {
 
   /* Read an answer's events from response, resuming after drops; onEvent gets each event. */
   async function read(response, onEvent, signal, onReconnect) {
-    var lastId = "", ended = false;
-    if (signal) signal.addEventListener("abort", stop);   // Stop, Escape, Clear: stop upstream
+    var lastId = "", ended = false, reader = null;
+    function stopped() { return new DOMException("Stopped", "AbortError"); }
+    if (signal) {
+      if (signal.aborted) { stopAnswer(response.headers.get("X-Relay-Answer")); throw stopped(); }
+      // Stop, Escape, Clear: stop upstream, and stop reading (the fetch has no signal)
+      signal.addEventListener("abort", function () {
+        stop();
+        if (reader) reader.cancel().catch(function () {});
+      }, { once: true });
+    }
     for (;;) {
+      // Known before any event: Stop works while the provider has sent nothing yet.
+      current = response.headers.get("X-Relay-Answer") || current;
       var parser = SSE.createParser(function (event) {
         if (event.id) { lastId = event.id; current = answerOf(lastId); }
         if (event.type === "done" || event.type === "error") ended = true;
         onEvent(event);
       });
       try {
-        var reader = response.body.getReader();
+        reader = response.body.getReader();
         for (;;) {
           var chunk = await reader.read();
-          if (chunk.done) break;
+          if (chunk.done || (signal && signal.aborted)) break;
           parser.push(chunk.value);
         }
+        if (signal && signal.aborted) throw stopped();
         parser.finish();
       } catch (err) {
         if (err.name === "AbortError" || !lastId) throw err;
@@ -81,16 +92,43 @@ var ChatResume = (function () {
     }
   }
 
-  /* Tell the relay to stop the answer being read now (Stop, or the tab going away). */
-  function stop() {
-    if (!current) return;
-    var answer = current;
-    current = null;
+  /* Tell the relay to stop an answer (Stop, or the tab going away). */
+  function stopAnswer(answer) {
+    if (!answer) return;
     fetch("api/chat/stop/" + encodeURIComponent(answer), {
       method: "POST", keepalive: true, headers: RelayAccess.headers({}),
     }).catch(function () { /* the page is going away, or the answer already ended */ });
   }
 
+  /* Stop the answer being read now. */
+  function stop() {
+    var answer = current;
+    current = null;
+    stopAnswer(answer);
+  }
+
+  /* The response of pending (a fetch made without a signal), or an AbortError as soon as
+   * signal aborts. The relay answers only once the provider has sent its first piece, so Stop
+   * can come first: the response that arrives after it is stopped on the relay (its id is in
+   * the X-Relay-Answer header) and its body cancelled, instead of running its grace period. */
+  function untilAborted(pending, signal) {
+    return new Promise(function (resolve, reject) {
+      function onAbort() {
+        reject(new DOMException("Stopped before the answer began", "AbortError"));
+        pending.then(function (response) {
+          stopAnswer(response.headers.get("X-Relay-Answer"));
+          if (response.body) response.body.cancel().catch(function () {});
+        }, function () { /* the request failed anyway */ });
+      }
+      if (signal.aborted) { onAbort(); return; }
+      signal.addEventListener("abort", onAbort, { once: true });
+      pending.then(function (response) {
+        signal.removeEventListener("abort", onAbort);
+        resolve(response);
+      }, reject);
+    });
+  }
+
   window.addEventListener("pagehide", stop);
-  return { read: read, stop: stop };
+  return { read: read, stop: stop, untilAborted: untilAborted };
 })();
