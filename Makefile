@@ -96,7 +96,7 @@ demo: $(STAMP)
 	$(BIN)/python -m helpers.relay --port 4020
 
 # The relay benchmark: loopback only, bounded (a few minutes); writes docs/performance.md.
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_DEPS)
 	$(BIN)/python benchmarks/bench_relay.py
 
 lint: $(STAMP)
