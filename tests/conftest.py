@@ -143,6 +143,28 @@ def open_in_lab(browser: Any, tmp_path: Path, offline: OfflineProvider) -> Itera
         yield open_
 
 
+def open_tab(browser: Any, **options: Any) -> Any:
+    """A new tab in its own context that records what a page test asserts on: ``problems``
+    (console errors, uncaught exceptions), ``requests`` (every URL asked for) and ``dialogs``
+    (alert/confirm a hostile answer might open, dismissed)."""
+    context = browser.new_context(**options)
+    tab = context.new_page()
+    tab.problems, tab.requests, tab.dialogs = [], [], []
+    tab.on("console", lambda m: m.type == "error" and tab.problems.append(m.text))
+    tab.on("pageerror", lambda e: tab.problems.append(str(e)))
+    tab.on("request", lambda r: tab.requests.append(r.url))
+    tab.on("dialog", lambda d: (tab.dialogs.append(d.message), d.dismiss()))
+    return tab
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab (:func:`open_tab`), closed after the test."""
+    tab = open_tab(browser)
+    yield tab
+    tab.context.close()
+
+
 @pytest.fixture(scope="module")
 def browser(chromium_executable: str):
     """A headless Chromium driven by Playwright, shared by one test module.

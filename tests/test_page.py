@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import open_tab
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
@@ -49,24 +50,6 @@ def relay(config: Config) -> Iterator[Relay]:
     server.stop()
 
 
-def open_tab(browser: Any, **options: Any) -> Any:
-    context = browser.new_context(**options)
-    tab = context.new_page()
-    tab.problems = []  # console errors and uncaught exceptions, asserted empty by tests
-    tab.requests = []  # every URL the page asked for
-    tab.dialogs = []   # alert()/confirm() a hostile answer might open
-    tab.on("console", lambda m: m.type == "error" and tab.problems.append(m.text))
-    tab.on("pageerror", lambda e: tab.problems.append(str(e)))
-    tab.on("request", lambda r: tab.requests.append(r.url))
-    tab.on("dialog", lambda d: (tab.dialogs.append(d.message), d.dismiss()))
-    return tab
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    tab = open_tab(browser)
-    yield tab
-    tab.context.close()
 
 
 def open_page(page: Any, relay: Relay) -> None:

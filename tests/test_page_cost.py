@@ -75,16 +75,6 @@ def test_a_model_without_a_price_gets_no_cost_field(unpriced: Relay, offline: Of
     assert "cost" not in data
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    tab = context.new_page()
-    tab.problems = []
-    tab.on("console", lambda m: m.type == "error" and tab.problems.append(m.text))
-    tab.on("pageerror", lambda e: tab.problems.append(str(e)))
-    yield tab
-    context.close()
-
 
 def stats_after_asking(page: Any, relay: Relay) -> str:
     page.goto(relay.url)

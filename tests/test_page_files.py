@@ -32,16 +32,6 @@ def relay(provider: OfflineProvider) -> Iterator[Relay]:
     server.stop()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    tab = context.new_page()
-    tab.problems = []
-    tab.on("console", lambda m: m.type == "error" and tab.problems.append(m.text))
-    tab.on("pageerror", lambda e: tab.problems.append(str(e)))
-    yield tab
-    context.close()
-
 
 def test_attach_the_worksheet_and_get_an_answer_from_its_text(page: Any, relay: Relay,
                                                               provider: OfflineProvider):

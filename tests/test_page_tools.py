@@ -26,16 +26,6 @@ def relay(offline: OfflineProvider) -> Iterator[Relay]:
     server.stop()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    tab = context.new_page()
-    tab.problems = []
-    tab.on("console", lambda m: m.type == "error" and tab.problems.append(m.text))
-    tab.on("pageerror", lambda e: tab.problems.append(str(e)))
-    yield tab
-    context.close()
-
 
 def test_page_shows_the_tool_call_and_its_result_before_the_answer(page: Any, relay: Relay,
                                                                    offline: OfflineProvider):
