@@ -359,7 +359,10 @@ def test_zero_delay_stream_notices_a_client_that_left_early(offline, caplog):
         record = offline.wait_for(lambda s: s["recent"][-1]["outcome"] != "open")["recent"][-1]
     assert record["outcome"] == "disconnected"
     assert record["sent"] < record["planned"]
-    assert not [r for r in caplog.records if r.name == "asyncio"]
+    # Only the regression's own warnings: an async client some earlier test dropped may be
+    # collected now, and the SDK's __del__ then logs its aclose() on a closed loop (not ours).
+    assert not [r for r in caplog.records
+                if r.name == "asyncio" and "socket.send() raised exception" in r.getMessage()]
 
 
 @pytest.mark.parametrize("options", [{}, {"stream_options": {"include_usage": True}}],
