@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -53,6 +54,18 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 10.0,
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(every)
     return time.perf_counter()
+
+
+def stop_process(proc: subprocess.Popen, *, grace: float = 10.0) -> None:
+    """Stop a server the test started: SIGTERM, ``grace`` seconds to exit cleanly, then kill."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def settled(read: Callable[[], int], *, quiet: float = 1.0, timeout: float = 30.0) -> int:

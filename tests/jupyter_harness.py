@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import nbformat
+from conftest import stop_process
 
 #: The first cell of a test notebook: a client for the offline provider whose URL the test
 #: process passes in ``TEST_OFFLINE_URL``, and ``ask(question, model)``, a request function.
@@ -103,9 +104,4 @@ def jupyter_server(root: Path, *, app: str = "lab", timeout: float = 60.0,
             time.sleep(0.2)
         yield JupyterServer(url=url, token=token, root=root, process=proc, log=log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import need_system_part, wait_until
+from conftest import need_system_part, stop_process, wait_until
 
 REDIS = shutil.which("redis-server") or (
     "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
@@ -50,12 +50,7 @@ def redis_server(tmp: Path) -> Iterator[str]:
         assert proc.poll() is None, "redis-server exited at start"
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

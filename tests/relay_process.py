@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
-from conftest import wait_until
+from conftest import stop_process, wait_until
 
 
 class RelayProcess:
@@ -41,13 +40,7 @@ class RelayProcess:
         return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, grace=30)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import LAB_DEADLINE_MS, need_system_part, wait_until
+from conftest import LAB_DEADLINE_MS, need_system_part, stop_process, wait_until
 from jupyter_harness import _free_port, write_notebook
 
 from helpers.offline import OfflineProvider
@@ -114,12 +114,8 @@ c.JupyterHub.cleanup_servers = True
         wait_until(up, timeout=90, every=0.2)
         yield Hub(url=url, root=root, log=log)
     finally:
-        proc.terminate()  # the hub stops the students' servers and its proxy (cleanup)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        # SIGTERM: the hub stops the students' servers and its proxy (cleanup)
+        stop_process(proc, grace=30)
 
 
 def open_notebook(browser: Any, hub: Hub, user: str, cells: list[str]) -> Any:
