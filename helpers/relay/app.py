@@ -37,6 +37,7 @@ from ..settings import Config, load_config
 from ..sse import encode_event
 from ..tools import Tool
 from .access import AccessToken
+from .direct import DirectChat
 from .eventstream import EventStream
 from .files import add_file_routes, files_message
 from .guards import MAX_UPLOAD_BYTES, Guards
@@ -126,6 +127,11 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
     secret = config.api_key
     owns_client = client is None
     provider_client = client or relay_client(config, read_timeout=read_timeout)
+    # the hot request without the SDK's layers (direct.py): for the relay's own client, and
+    # not when the SDK's debug log is on (OPENAI_LOG=debug), which should show every request
+    direct = (DirectChat(provider_client, read_timeout=read_timeout)
+              if owns_client and not logging.getLogger("openai").isEnabledFor(logging.DEBUG)
+              else None)
     ask_for_usage = traits_for(config.provider, config.model).ask_for_usage
     shared = store if isinstance(store, Store) else open_store(store)
     limiter = Limiter(limits or Limits(), shared, TrustedProxies(trusted_proxies),
@@ -145,8 +151,10 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         await answers.close()  # resumable answers of this worker: close their upstreams
         if not isinstance(store, Store):
             await shared.close()
-        if owns_client:  # close the connection pool in the loop that opened it
+        if owns_client:  # close the connection pools in the loop that opened them
             await provider_client.close()
+            if direct is not None:
+                await direct.aclose()
 
     app = FastAPI(title="Streaming chat relay", docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
@@ -179,7 +187,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                    "offline": config.provider == "offline"}  # the usage event's cost says so
         batches = (tool_batches(provider_client, config.model, messages, tools, **options)
                    if tools else upstream_batches(provider_client, config.model, messages,
-                                                  **options))
+                                                  direct=direct, **options))
         if ticket.limiter is not None:  # no limits: no wrapper to pass every batch through
             batches = ticket.metered(batches)
         return await anext(batches), batches

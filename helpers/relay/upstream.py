@@ -30,6 +30,7 @@ from json.decoder import scanstring
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
+import aiohttp
 import anyio
 import httpx2
 import openai
@@ -39,6 +40,7 @@ from ..cost import OFFLINE_HEADER, with_cost
 from ..errors import IncompleteStream
 from ..sse import SSEDecoder
 from ..usage import find_usage
+from .direct import DirectChat
 
 __all__ = ["Batch", "ChunkReader", "IncompleteStream", "relay_client", "upstream_batches"]
 
@@ -154,7 +156,8 @@ class ChunkReader:
 
 async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: list[dict],
                            *, ask_for_usage: bool = True, max_tokens: int | None = None,
-                           offline: bool = False) -> AsyncIterator[Batch]:
+                           offline: bool = False, direct: DirectChat | None = None
+                           ) -> AsyncIterator[Batch]:
     """Stream one chat completion; yield the relay's events, one batch per network read.
 
     Yields ``delta`` / ``reasoning`` events as text arrives, then one batch with ``usage``
@@ -164,14 +167,19 @@ async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: lis
     exceptions on failure (``APIStatusError`` subclasses before the body,
     ``APITimeoutError`` / ``APIConnectionError`` / ``APIError`` while reading it), or
     :class:`IncompleteStream`. Closing the generator closes the provider connection.
+    ``direct`` sends the request without the SDK's layers (:mod:`helpers.relay.direct`),
+    which hands failures and retries back to the SDK.
     """
     body: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
     if ask_for_usage:
         body["stream_options"] = {"include_usage": True}
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
-    options = _CHAT_POST.model_copy(update={"json_data": body})  # = client.post's options
-    http = await client.request(httpx2.Response, options, stream=True)
+    http: Any = await direct.open(body) if direct is not None else None
+    if http is None:  # the SDK: no direct route, or its retries after a first attempt there
+        options = (direct.retry_options(body) if direct is not None  # = client.post's options
+                   else _CHAT_POST.model_copy(update={"json_data": body}))
+        http = await client.request(httpx2.Response, options, stream=True)
     decoder = SSEDecoder()
     reader = ChunkReader(http.request)
     try:
@@ -188,9 +196,9 @@ async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: lis
                 yield batch
             if failure is not None:
                 raise failure
-    except httpx2.TimeoutException as exc:
+    except (TimeoutError, httpx2.TimeoutException) as exc:  # aiohttp's, or the SDK's
         raise openai.APITimeoutError(http.request) from exc
-    except httpx2.TransportError as exc:
+    except (httpx2.TransportError, aiohttp.ClientError) as exc:
         raise openai.APIConnectionError(request=http.request) from exc
     finally:
         with anyio.CancelScope(shield=True):  # a cancelled task must still hang up
