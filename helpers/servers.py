@@ -12,9 +12,9 @@ Deliberate choices:
   real errors (nbval compares stderr).
 - **TCP_NODELAY on the listening socket** (inherited by accepted ones): streaming is many
   small writes, and Nagle's algorithm would hold them for the client's delayed ACK.
-- **``http="h11"``**, even where httptools is installed: h11 refuses a request whose headers
-  exceed 16 KiB with a 400, httptools reads any size into memory (measured: a 64 MB header
-  answered 200). The relay's speed comes from batching, not from the HTTP parser.
+- **httptools, bounded** (:mod:`helpers.bounded_http`): uvicorn's C parser, with h11's 16 KiB
+  bound on a request's head put back (uvicorn's own httptools protocol read a 64 MB header
+  and answered 200); h11 where httptools is missing.
 - **Bounded stop.** ``should_exit`` asks uvicorn to finish; open streams get
   ``timeout_graceful_shutdown`` seconds, then ``force_exit``; the join is always bounded.
 """
@@ -29,6 +29,8 @@ import time
 from typing import Any
 
 import uvicorn
+
+from .bounded_http import http_protocol
 
 __all__ = ["BackgroundServer", "PortInUseError", "running_servers", "stop_all",
            "wait_for_signal"]
@@ -112,7 +114,7 @@ class BackgroundServer:
             "log_level": "warning",
             "access_log": False,
             "loop": "asyncio",
-            "http": "h11",  # refuses oversized request headers (400); httptools has no limit
+            "http": http_protocol(),  # httptools, refusing oversized heads as h11 does
             "lifespan": "off",
             "timeout_graceful_shutdown": 1,
             "timeout_keep_alive": 5,

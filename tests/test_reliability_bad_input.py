@@ -139,8 +139,8 @@ def test_a_request_without_host_is_refused_by_the_relay(relay: Relay,
     still_up(relay, offline)
 
 
-# Regression: with httptools (briefly, in d58c936) a 64 MB header was read and answered 200;
-# helpers/servers.py now pins uvicorn's h11 parser, which refuses headers over 16 KiB.
+# Regression: with uvicorn's own httptools protocol (briefly, in d58c936) a 64 MB header was
+# read and answered 200; h11 refuses heads over 16 KiB, and so does helpers/bounded_http.py.
 @pytest.mark.parametrize("server", ["relay", "offline"])
 def test_a_huge_request_header_is_refused(relay: Relay, offline: OfflineProvider,
                                           server: str) -> None:

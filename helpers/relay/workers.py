@@ -35,6 +35,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
+from ..bounded_http import http_protocol
 from ..servers import _bind as bind_socket
 from ..settings import Config
 from .limits import Limits
@@ -133,9 +134,9 @@ def serve_workers(config: Config, *, workers: int, host: str, port: int,
     sock = bind_socket(host, port)
     settings = uvicorn.Config("helpers.relay.workers:app_from_env", factory=True, host=host,
                               port=sock.getsockname()[1], workers=workers, loop=loop,
-                              http="h11", lifespan="on", log_config=None, log_level="warning",
-                              access_log=False, timeout_graceful_shutdown=GRACEFUL_SECONDS,
-                              timeout_keep_alive=5,
+                              http=http_protocol(), lifespan="on", log_config=None,
+                              log_level="warning", access_log=False,
+                              timeout_graceful_shutdown=GRACEFUL_SECONDS, timeout_keep_alive=5,
                               proxy_headers=False)  # whom to trust: relay/identity.py
     display = f"[{host}]" if ":" in host else host
     url = f"http://{display}:{sock.getsockname()[1]}/"
