@@ -21,11 +21,16 @@ class Counters:
         self.reset()
 
     def reset(self) -> None:
-        """Zero every counter and forget recent streams."""
+        """Zero every counter and forget recent streams. ``open_streams`` and ``held`` are not
+        counts but how many are open (held) now: a stream still settling when a test resets
+        is still open, and zeroing it would take the gauge to -1 when it ends."""
         with self.lock:
+            now = getattr(self, "values", {})
             self.values: dict[str, int] = dict.fromkeys(
                 ("requests", "chat_requests", "streams", "completed", "disconnects", "faults",
-                 "open_streams", "peak_streams", "chunks_sent", "errors", "held"), 0)
+                 "chunks_sent", "errors"), 0)
+            self.values["held"] = now.get("held", 0)
+            self.values["open_streams"] = self.values["peak_streams"] = now.get("open_streams", 0)
             self.statuses: dict[str, int] = {}
             self.recent: deque[dict] = deque(maxlen=200)
 
