@@ -4,7 +4,8 @@ Why not the offline provider? It builds every chunk with json.dumps inside Starl
 costs more CPU per chunk than the relays we want to measure; on 2 shared cores that would hide
 the relay's own cost. This server does as little as possible per chunk (one ``transport.write``
 of bytes prepared at start-up), so the floor, "the client calls the upstream directly", is
-close to the wire.
+close to the wire. Paced (``--delay-ms``), each stream's events go out on a fixed schedule,
+one every ``delay`` from the request, as a model generating at a steady rate would send them.
 
 The answer mixes ASCII, CJK, an emoji, a quote, a backslash and a newline, so that a relay that
 gets escaping or UTF-8 boundaries wrong fails the byte-for-byte check.
@@ -113,12 +114,18 @@ class _Conn(asyncio.Protocol):
             self._next()
 
     async def _paced(self) -> None:
+        # Event i goes out at start + i * delay, on a fixed schedule: sleeping ``delay`` after
+        # each write drifts by the loop's timer rounding (epoll waits whole milliseconds), and
+        # the drift depended on how the streams' timers happened to line up, so a target that
+        # spread its requests out got a slower provider (up to 0.4 ms a chunk, +80 ms a stream).
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         self.transport.write(HEAD)
-        for e in self.events:
-            if self.transport.is_closing():
+        for i, e in enumerate(self.events, 1):
+            if self.transport is None or self.transport.is_closing():
                 return
             self.transport.write(e)
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(max(0.0, start + i * self.delay - loop.time()))
         if self.transport is not None:
             self._done()
 
