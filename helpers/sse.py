@@ -8,7 +8,8 @@ Deliberate choices:
 
 - **Encoder: JSON, so one data line;** ``ensure_ascii=False`` (SSE is UTF-8); LF line endings;
   the framing is sse-starlette's ``ServerSentEvent`` (so ``EventSourceResponse`` and this
-  module cannot disagree), with a direct path for the one-field ``{"content"}`` of each delta.
+  module cannot disagree), with a direct path for the relay's own event names (tests/test_sse.py
+  compares them), the one-field ``{"content"}`` of each delta built without the JSON encoder.
 - **Decoder in two layers,** as httpx-sse's ``_decoders.py`` and openai-python's
   ``_streaming.py`` have them: :class:`LineDecoder` (bytes to lines: LF, CR or CRLF, a CR at
   the end of one read meeting its LF in the next, a leading BOM) and :class:`EventDecoder`
@@ -35,9 +36,12 @@ __all__ = ["EVENT_NAMES", "EventDecoder", "LineDecoder", "SSEDecoder", "encode_c
 EVENT_NAMES = ("delta", "reasoning", "usage", "done", "error")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 _BOM = b"\xef\xbb\xbf"
-#: The bytes before the JSON string of a ``{"content": ...}`` event, for the relay's names.
-_CONTENT_HEADS = {name: b"event: %s\ndata: {\"content\":" % name.encode()
-                  for name in EVENT_NAMES}
+#: The bytes before an event's JSON, and before the JSON string of a ``{"content": ...}``
+#: event, for the relay's names (what ``ServerSentEvent`` writes for them).
+_HEADS = {name: b"event: %s\ndata: " % name.encode() for name in EVENT_NAMES}
+_CONTENT_HEADS = {name: head + b'{"content":' for name, head in _HEADS.items()}
+#: ``json.dumps(..., ensure_ascii=False, separators=(",", ":"), allow_nan=False)``, built once.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 # -- encoding -----------------------------------------------------------------------------------
@@ -52,10 +56,11 @@ def encode_event(event: str, data: Mapping[str, Any]) -> bytes:
         # the hot path (every delta): the same bytes as below, built directly;
         # encode_basestring is what json.dumps(str, ensure_ascii=False) calls
         return head + encode_basestring(content).encode() + b"}\n\n"
+    payload = _JSON.encode(dict(data))  # compact JSON escapes CR and LF: one data line
+    if head := _HEADS.get(event):  # the relay's own names: the same bytes, built directly
+        return head + payload.encode() + b"\n\n"
     if not _NAME.match(event):
         raise ValueError(f"event name must be a simple word, got {event!r}")
-    payload = json.dumps(dict(data), ensure_ascii=False, separators=(",", ":"),
-                         allow_nan=False)
     return ServerSentEvent(payload, event=event, sep="\n").encode()
 
 

@@ -93,3 +93,12 @@ def test_fast_delta_path_gives_the_same_bytes_as_the_general_encoder() -> None:
     for text in texts:
         for event in ("delta", "reasoning"):
             assert encode(event, {"content": text}) == general(event, {"content": text})
+    # every other event of the relay (built directly too) and any other name (sse-starlette)
+    for i, text in enumerate(texts[:500]):
+        for event, data in [("usage", {"prompt_tokens": i, "completion_tokens": 2, "cost": {
+                                "usd": i / 7, "label": text}}),
+                            ("done", {"finish_reason": text}),
+                            ("error", {"type": text, "message": text, "status": None}),
+                            ("delta", {"content": text, "extra": [text, i]}),
+                            ("tool_call", {"part": i, "name": text})]:
+            assert encode(event, data) == general(event, data)

@@ -40,6 +40,8 @@ from openai._models import FinalRequestOptions
 
 __all__ = ["DirectChat", "Opened"]
 
+#: What the SDK's ``openapi_dumps`` calls for a body of plain JSON types, built once.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _CONNECTION_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 #: Headers aiohttp writes itself for each request.
 _PER_REQUEST = frozenset({"host", "content-length", "transfer-encoding"})
@@ -66,10 +68,14 @@ class Opened:
         """Whatever each network read brought (decompressed when the provider compressed)."""
         return self._response.content.iter_any()
 
-    async def aclose(self) -> None:
+    def release(self) -> None:
         """Give the connection back to the pool; one whose body was not read to its end is
-        closed instead (aiohttp knows), which is what stops the provider."""
+        closed instead (aiohttp knows), which is what stops the provider. Nothing to await."""
         self._response.release()
+
+    async def aclose(self) -> None:
+        """:meth:`release`, as the SDK's response closes."""
+        self.release()
 
 
 class DirectChat:
@@ -105,7 +111,7 @@ class DirectChat:
 
     def encode(self, body: dict) -> bytes:
         """The request body, serialised as the SDK does (``openapi_dumps``)."""
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return _JSON.encode(body).encode()
 
     async def open(self, body: dict) -> Opened | None:
         """Send ``body``; the response once its status is a success.

@@ -5,9 +5,9 @@ Deliberate choices (measured in docs/performance.md):
 - **Starlette's StreamingResponse contract,** not sse-starlette's ``EventSourceResponse``
   on the hot route: that one starts four tasks per response (the stream, pings, the
   disconnect listener, a server-exit listener) and opens a cancel scope around every write.
-  This one streams in one task and waits for ``http.disconnect`` in another, so a client
-  that leaves still cancels the stream, and with it the provider's request; with plain
-  asyncio tasks, as an anyio task group's cancellation formats a task's repr each time.
+  This one streams in the request's own task while one more waits for ``http.disconnect``,
+  so a client that leaves still cancels the stream, and with it the provider's request; in
+  plain asyncio, as an anyio task group's cancellation formats a task's repr each time.
 - **A keep-alive comment only after silence,** from a timer rather than a task: after
   ``ping`` seconds without a write (a reasoning model thinking, a provider queueing), one
   ``: ping`` comment keeps proxies from closing the connection; a stream that keeps
@@ -52,26 +52,34 @@ class EventStream(StreamingResponse):
         self._open = False  # between the headers and the end of the body
         self._pinging: set[asyncio.Task] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._left = False  # the client sent http.disconnect
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stream in one task, wait for ``http.disconnect`` in another; the first to end
-        cancels the other (Starlette's contract, in plain asyncio: no task group)."""
+        """Stream in this task while another waits for ``http.disconnect`` and, when it comes,
+        cancels this one (Starlette's contract, in plain asyncio and one extra task)."""
         if scope.get("asgi", {}).get("spec_version", "2.0") not in _NEEDS_LISTENER:
             await super().__call__(scope, receive, send)
             return
-        loop = asyncio.get_running_loop()
-        stream = loop.create_task(self.stream_response(send))
-        gone = loop.create_task(self.listen_for_disconnect(receive))
-        try:
-            await asyncio.wait((stream, gone), return_when=asyncio.FIRST_COMPLETED)
+        this = asyncio.current_task()
+        assert this is not None
+        gone = asyncio.get_running_loop().create_task(self._watch(receive, this))
+        try:  # every await of this task in here: a cancel from the watcher lands inside
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            if not self._left:
+                raise  # cancelled from outside (the server stopping): not ours to swallow
+            this.uncancel()  # the client left: the body's generator closed its upstream
         finally:
-            stream.cancel()  # a client that left: the body's generator closes its upstream
             gone.cancel()
-            await asyncio.wait((stream, gone))
-        if not stream.cancelled() and (failure := stream.exception()) is not None:
-            raise failure
         if self.background is not None:
             await self.background()
+
+    async def _watch(self, receive: Receive, stream: asyncio.Task) -> None:
+        """Wait for the client to leave, then cancel the streaming task."""
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._left = True
+        stream.cancel()
 
     async def stream_response(self, send: Send) -> None:
         """Send the headers, every item of the body as it comes, then the end."""

@@ -40,7 +40,7 @@ from ..cost import OFFLINE_HEADER, with_cost
 from ..errors import IncompleteStream
 from ..sse import SSEDecoder
 from ..usage import find_usage
-from .direct import DirectChat
+from .direct import DirectChat, Opened
 
 __all__ = ["Batch", "ChunkReader", "IncompleteStream", "relay_client", "upstream_batches"]
 
@@ -201,8 +201,11 @@ async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: lis
     except (httpx2.TransportError, aiohttp.ClientError) as exc:
         raise openai.APIConnectionError(request=http.request) from exc
     finally:
-        with anyio.CancelScope(shield=True):  # a cancelled task must still hang up
-            await http.aclose()
+        if isinstance(http, Opened):
+            http.release()  # at once: no await that a cancellation could interrupt
+        else:
+            with anyio.CancelScope(shield=True):  # a cancelled task must still hang up
+                await http.aclose()
     if reader.finish_reason is None:
         raise IncompleteStream("The provider's stream ended before the answer finished")
     offline = offline or OFFLINE_HEADER in http.headers
