@@ -53,10 +53,12 @@ RELAY_BODY = {"question": QUESTION}
 NODE_MODULES = Path(os.environ.get("OPENAI_NODE_MODULES", ROOT / "node_modules"))
 
 #: Full run: (name, chunks, delay ms, [(c, requests), ...], targets, rounds). ``rounds`` > 1
-#: repeats a level and pools its samples (paced c = 100: 100 clients arriving at once, twice).
-#: About 3 minutes on 2 cores; the naive relay's flat-out rounds are a third of it.
+#: repeats a level, the targets taking turns, and pools each target's samples (flat out
+#: c <= 100: three turns each, as the floor alone swung from 57 to 85 ms between runs; paced
+#: c = 100: 100 clients arriving at once, twice). About 3.5 minutes on 2 cores; the naive
+#: relay's flat-out rounds are a third of it.
 FULL = [
-    ("flat-out", 200, 0, [(1, 50), (10, 200), (100, 500)], "all", 1),
+    ("flat-out", 200, 0, [(1, 50), (10, 200), (100, 500)], "all", 3),
     ("flat-out", 200, 0, [(1000, 1000)], "all+workers", 1),
     ("paced", 200, 10, [(1, 2), (10, 10)], "all", 1),
     ("paced", 200, 10, [(100, 100)], "all", 2),
@@ -206,12 +208,20 @@ def scenario(name: str, chunks: int, delay_ms: float, levels: list[tuple[int, in
         for _, url, path, body, kind, _ in targets:
             measure(url, path, body, kind, expected, warm, warm, timeout)
         for c, n in levels:
-            floor = None
-            for label, url, path, body, kind, pid in targets:
-                cpu_before = cpu_seconds(pid) if pid else 0.0
-                report = measure(url, path, body, kind, expected, c, n, timeout, rounds)
-                cpu = cpu_seconds(pid) - cpu_before if pid else None
-                floor = floor or report
+            # ``rounds`` > 1: the targets take turns, round after round, and each pools its
+            # samples; a spell of the machine's noise then falls on every target alike
+            reports = {label: loadgen.Report() for label, *_ in targets}
+            cpus: dict[str, float] = dict.fromkeys(reports, 0.0)
+            for _ in range(rounds):
+                for label, url, path, body, kind, pid in targets:
+                    cpu_before = cpu_seconds(pid) if pid else 0.0
+                    part = measure(url, path, body, kind, expected, c, n, timeout)
+                    cpus[label] += cpu_seconds(pid) - cpu_before if pid else 0.0
+                    reports[label].samples += part.samples
+                    reports[label].wall += part.wall
+            floor = reports[targets[0][0]]
+            for label, *_, pid in targets:
+                report = reports[label]
                 row = {"scenario": name, "c": c, "n": n * rounds, "chunks": chunks,
                        "target": label, "errors": report.errors,
                        "first_error": report.first_error(),
@@ -219,16 +229,16 @@ def scenario(name: str, chunks: int, delay_ms: float, levels: list[tuple[int, in
                        "first_p50_ms": report.p50("first") * 1000,
                        "total_ratio": report.p50("total") / floor.p50("total"),
                        "first_ratio": report.p50("first") / floor.p50("first")}
-                if cpu is not None:
-                    row["cpu_us_per_chunk"] = cpu / (n * rounds * chunks) * 1e6
-                    row["cpu_ms_per_request"] = cpu / (n * rounds) * 1e3
+                if pid:
+                    row["cpu_us_per_chunk"] = cpus[label] / (n * rounds * chunks) * 1e6
+                    row["cpu_ms_per_request"] = cpus[label] / (n * rounds) * 1e3
                 rows.append(row)
                 print(f"{name:9} c={c:<5} {label:21} p50 total {row['total_p50_ms']:8.1f} ms"
                       f" ({row['total_ratio']:5.2f}x)  first {row['first_p50_ms']:7.1f} ms"
                       f" ({row['first_ratio']:5.2f}x)  errors {report.errors}"
                       + (f"  cpu/chunk {row['cpu_us_per_chunk']:.1f} us"
                          f"  cpu/request {row['cpu_ms_per_request']:.2f} ms"
-                         if cpu is not None else ""), flush=True)
+                         if pid else ""), flush=True)
         extra.setdefault("peak_rss_mb", {})[name] = max(
             extra.get("peak_rss_mb", {}).get(name, 0.0), peak_rss_mb(relay_pid))
 
