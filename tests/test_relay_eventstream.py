@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from helpers.relay.eventstream import EventStream
+from helpers.relay.eventstream import EventStream, Last
 
 SCOPE = {"type": "http", "method": "POST", "asgi": {"version": "3.0", "spec_version": "2.3"}}
 PING = b": ping\n\n"
@@ -120,3 +120,19 @@ def test_keep_alive_can_be_switched_off(ping):
         yield b"x"
 
     assert bodies(asyncio.run(run(EventStream(one(), ping=ping)))) == [b"x", b""]
+
+
+def test_the_last_event_ends_the_response_in_the_same_write_and_the_body_still_finishes():
+    finished: list[bool] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"event: delta\ndata: {}\n\n"
+            yield Last(b"event: done\ndata: {}\n\n")
+        finally:
+            finished.append(True)  # the relay closes its upstream here
+
+    sent = asyncio.run(run(EventStream(body())))
+    assert [(m["body"], m["more_body"]) for m in sent[1:]] == [
+        (b"event: delta\ndata: {}\n\n", True), (b"event: done\ndata: {}\n\n", False)]
+    assert type(sent[-1]["body"]) is bytes and finished == [True]

@@ -38,7 +38,7 @@ from ..sse import encode_event
 from ..tools import Tool
 from .access import AccessToken
 from .direct import DirectChat
-from .eventstream import EventStream
+from .eventstream import EventStream, Last
 from .files import add_file_routes, files_message
 from .guards import MAX_UPLOAD_BYTES, Guards
 from .identity import TrustedProxies, client_identity
@@ -217,14 +217,18 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         if body.resumable:
             return await answers.respond(first, events)
 
+        def encode(batch: Batch) -> bytes:
+            data = b"".join(encode_event(name, data) for name, data in batch)
+            return Last(data) if batch and batch[-1][0] == "done" else data  # ends with it
+
         async def sse() -> AsyncIterator[bytes]:
             try:
-                yield b"".join(encode_event(name, data) for name, data in first)
+                yield encode(first)
                 async for batch in events:  # one write per upstream read
-                    yield b"".join(encode_event(name, data) for name, data in batch)
+                    yield encode(batch)
                     await asyncio.sleep(0)  # notice a hang-up: module docstring
             except Exception as exc:
-                yield encode_event("error", error_data(exc))
+                yield Last(encode_event("error", error_data(exc)))
             finally:
                 with anyio.CancelScope(shield=True):
                     await events.aclose()

@@ -13,6 +13,8 @@ Deliberate choices (measured in docs/performance.md):
   ``: ping`` comment keeps proxies from closing the connection; a stream that keeps
   writing never sees one. The comment is a message of its own, written whole between the
   stream's (as uvicorn writes every ASGI message), never after the end.
+- **The last event ends the response in the same write** (:class:`Last`): uvicorn writes a
+  body that has ``more_body=False`` together with the chunked encoding's end.
 - **sse-starlette's headers:** ``Cache-Control: no-store``, ``X-Accel-Buffering: no``
   (nginx streams it), ``Connection: keep-alive``.
 """
@@ -27,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..sse import encode_comment
 
-__all__ = ["PING_SECONDS", "EventStream"]
+__all__ = ["PING_SECONDS", "EventStream", "Last"]
 
 #: Seconds of silence before a keep-alive comment (sse-starlette's default too).
 PING_SECONDS = 15.0
@@ -35,6 +37,13 @@ _PING = encode_comment("ping")
 #: ASGI versions whose server says nothing when a client leaves mid-response (uvicorn speaks
 #: 2.3), so the response must wait for ``http.disconnect``; 2.4 raises on the next write.
 _NEEDS_LISTENER = frozenset({"2.0", "2.1", "2.2", "2.3"})
+
+
+class Last(bytes):
+    """A body's last item (the ``done`` or ``error`` event): written together with the end of
+    the response, one write instead of two. The body must end after it."""
+
+    __slots__ = ()
 
 
 class EventStream(StreamingResponse):
@@ -89,15 +98,24 @@ class EventStream(StreamingResponse):
         self._open, self._last = True, loop.time()
         if self.ping > 0:
             self._timer = loop.call_later(self.ping, self._idle, loop, send)
+        ended = False
         try:
             async for chunk in self.body_iterator:
+                if ended:
+                    continue  # nothing may follow the end; let the body finish (its clean-up)
+                if type(chunk) is Last:
+                    self._open, ended = False, True  # no keep-alive after it
+                    await send({"type": "http.response.body", "body": bytes(chunk),
+                                "more_body": False})
+                    continue
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 self._last = loop.time()
         finally:
             self._open = False
             if self._timer is not None:
                 self._timer.cancel()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _idle(self, loop: asyncio.AbstractEventLoop, send: Send) -> None:
         """Timer: after ``ping`` seconds without a write, send one comment; check again."""
