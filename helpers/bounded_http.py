@@ -12,7 +12,12 @@ received.") and the connection is closed, the same answer h11 gives. It counts
 
 - what the parser hands over (the URL and each header's name and value), and
 - every network read that arrived while a head was incomplete and left it incomplete, so that
-  a header still being buffered inside the parser is bounded too (by one read at most).
+  a header still being buffered inside the parser is bounded too (by one read at most; a read
+  in which a request began is not counted, as it also held the end of the one before).
+
+Not bounded: the trailers of a chunked request body (rare; uvicorn ignores them), which
+httptools buffers until each is complete. Behind nginx (docs/deploy.md) a request body reaches
+the relay with a length, not chunked.
 
 :func:`http_protocol` is what servers pass to uvicorn's ``http=``: this class when httptools is
 installed (it is a runtime dependency), else ``"h11"``.
@@ -56,6 +61,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-ty
         self._in_head = True  # a connection starts by waiting for a head
         self._parsed = 0  # the head's URL and headers the parser handed over
         self._buffered = 0  # reads that arrived in this head and left it incomplete
+        self._began = False  # a request began during the current read
 
     def _count(self, size: int) -> None:
         self._parsed += size
@@ -63,9 +69,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-ty
             raise HeadTooLarge(f"request head over {MAX_HEAD_BYTES} bytes")
 
     def data_received(self, data: bytes) -> None:
-        whole_read_in_head = self._in_head
+        whole_read_in_head, self._began = self._in_head, False
         super().data_received(data)  # a HeadTooLarge from a callback: uvicorn's 400
-        if whole_read_in_head and self._in_head and not self.transport.is_closing():
+        # a read in which a request began also held the end of the one before (a body, or
+        # pipelined requests): only reads that were head from start to end are counted
+        if whole_read_in_head and self._in_head and not self._began \
+                and not self.transport.is_closing():
             self._buffered += len(data)  # each count is at most the head's size: no false 400
             if self._buffered > MAX_HEAD_BYTES:
                 self.logger.warning(_INVALID)
@@ -73,7 +82,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-ty
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._parsed, self._buffered = True, 0, 0
+        self._in_head, self._parsed, self._buffered, self._began = True, 0, 0, True
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))

@@ -91,3 +91,17 @@ def test_a_large_body_arriving_with_its_head_is_not_mistaken_for_a_head(server):
     body = b"b" * 300_000
     reply = exchange(server.port, [head(10, "POST", len(body)) + body])
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"10 300000")
+
+
+def test_requests_in_one_read_are_not_counted_as_one_head(server):
+    """A body, or requests sent one after another without waiting (pipelined), in the same
+    read as the start of the next request: the next head is not charged for them."""
+    body = b"b" * 20_000
+    post = head(10, "POST", len(body)).replace(b"Connection: close", b"Connection: keep-alive")
+    nxt = head(3)
+    reply = exchange(server.port, [post + body + nxt[:20], nxt[20:]], pause=0.1)
+    assert reply.count(b"HTTP/1.1 200") == 2 and reply.endswith(b"3 0"), reply[-200:]
+    keep = head(5).replace(b"Connection: close", b"Connection: keep-alive")
+    many = keep * 300  # about 23 KB of whole requests, then a cut one
+    reply = exchange(server.port, [many + nxt[:20], nxt[20:]], pause=0.1)
+    assert reply.count(b"HTTP/1.1 200") == 301 and b"HTTP/1.1 400" not in reply

@@ -11,6 +11,7 @@ and its body, and the answer.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from typing import Any
 
@@ -116,6 +117,16 @@ def test_an_error_the_sdk_does_not_retry_is_the_sdks_exception_after_one_request
     assert len(direct["seen"]) == len(sdk["seen"]) == 1
 
 
+def test_a_compressed_error_body_and_a_final_3xx_are_what_the_sdk_says():
+    body = json.dumps({"error": {"message": "no key", "type": "auth"}}).encode()
+    direct, sdk = run_both([(401, {"content-encoding": "gzip"}, gzip.compress(body))])
+    assert direct["error"] == sdk["error"] == ("AuthenticationError", 401,
+                                               {"message": "no key", "type": "auth"})
+    direct, sdk = run_both([(300, {}, b"<html>choose</html>")])  # no Location: nothing to follow
+    assert direct["error"] == sdk["error"] == ("APIStatusError", 300, "<html>choose</html>")
+    assert len(direct["seen"]) == len(sdk["seen"]) == 1
+
+
 def test_a_status_the_sdk_retries_is_retried_as_often_as_the_sdk_does():
     busy = (429, {"retry-after-ms": "10"}, b'{"error": {"message": "slow down"}}')
     direct, sdk = run_both([busy, busy, (200, {}, STREAM)])
@@ -162,3 +173,7 @@ def test_the_proxy_the_environment_names_is_used(monkeypatch):
     assert _env_proxy(chat_url) == "http://proxy.test:3128"
     monkeypatch.setenv("NO_PROXY", "example.test")
     assert _env_proxy(chat_url) is None
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("ALL_PROXY", "proxy.test:8080")  # as httpx2 reads it: any scheme, http://
+    assert _env_proxy(chat_url) == "http://proxy.test:8080"

@@ -136,3 +136,66 @@ def test_the_last_event_ends_the_response_in_the_same_write_and_the_body_still_f
     assert [(m["body"], m["more_body"]) for m in sent[1:]] == [
         (b"event: delta\ndata: {}\n\n", True), (b"event: done\ndata: {}\n\n", False)]
     assert type(sent[-1]["body"]) is bytes and finished == [True]
+
+
+def test_the_end_of_the_response_does_not_cancel_the_bodys_clean_up():
+    """uvicorn answers http.disconnect as soon as the response is complete; with the last
+    event sent as the end, the body is still finishing (closing its upstream, settling the
+    client's limits) and must not be cancelled (a leaked stream slot, found in review)."""
+    finished: list[bool] = []
+    complete = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"event: delta\ndata: {}\n\n"
+            yield Last(b"event: done\ndata: {}\n\n")
+        finally:
+            await asyncio.sleep(0.05)  # e.g. the limiter settling in a thread
+            finished.append(True)
+
+    async def serve() -> list[dict]:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            await complete.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and not message["more_body"]:
+                complete.set()
+
+        await EventStream(body())(SCOPE, receive, send)
+        return sent
+
+    sent = asyncio.run(serve())
+    assert finished == [True] and sent[-1]["more_body"] is False
+
+
+def test_a_client_that_leaves_during_a_stalled_write_closes_the_body_at_once():
+    finished: list[bool] = []
+    stalled = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"event: delta\ndata: {}\n\n"
+        finally:
+            finished.append(True)
+
+    async def serve() -> None:
+        async def receive() -> dict:
+            await stalled.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                stalled.set()
+                await asyncio.Event().wait()  # the client stopped reading: the write waits
+
+        iterator = body()
+        await EventStream(iterator)(SCOPE, receive, send)
+        assert finished == [True]  # closed by the response, not later by the collector
+        del iterator
+
+    asyncio.run(asyncio.wait_for(serve(), 10))

@@ -16,6 +16,10 @@ What the SDK does for a request is kept, by handing anything but a success back 
   ``x-should-retry``), a refused connection or a timeout before the headers: the relay waits the
   SDK's back-off (``Retry-After`` honoured) and returns ``None``; the caller then sends the
   request through the SDK with one retry fewer, so the attempts add up to the SDK's.
+- **What differs:** after a first attempt here, the SDK counts its retries from zero again, so
+  ``X-Stainless-Retry-Count`` reads 0, 0, 1 instead of 0, 1, 2, and the second back-off is
+  the first one again (about 0.5 s, not 1 s, unless the provider says ``Retry-After``). The
+  number of attempts is the SDK's.
 - **Same bytes on the wire:** the body as the SDK serialises it (compact JSON, UTF-8), its
   headers (auth, ``User-Agent``, ``X-Stainless-*``, timeouts) taken from a request the SDK built;
   tests/test_relay_direct.py compares both against what the SDK sends.
@@ -43,15 +47,20 @@ __all__ = ["DirectChat", "Opened"]
 #: What the SDK's ``openapi_dumps`` calls for a body of plain JSON types, built once.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _CONNECTION_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
+#: Headers of a body aiohttp has already decompressed.
+_DECODED = frozenset({"content-encoding", "content-length"})
 #: Headers aiohttp writes itself for each request.
 _PER_REQUEST = frozenset({"host", "content-length", "transfer-encoding"})
 
 
 def _env_proxy(url: httpx2.URL) -> str | None:
-    """The proxy the environment names for ``url`` (``*_PROXY``, ``NO_PROXY``), if any."""
+    """The proxy the environment names for ``url``, read as httpx2 reads it: ``<scheme>_PROXY``
+    or ``ALL_PROXY``, ``NO_PROXY``, and ``http://`` in front of a bare ``host:port``."""
     if urllib.request.proxy_bypass(url.host):
         return None
-    return urllib.request.getproxies().get(url.scheme)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    return proxy if not proxy or "://" in proxy else f"http://{proxy}"
 
 
 class Opened:
@@ -103,7 +112,9 @@ class DirectChat:
         sample = self._sdk_request({})  # in the loop: X-Stainless-Async names it
         self._headers = {name: value for name, value in sample.headers.items()
                          if name not in _PER_REQUEST}
-        connector = aiohttp.TCPConnector(limit=self._max_connections)
+        # the SDK's aiohttp transport's TLS: httpx2's context (the system's trust store)
+        connector = aiohttp.TCPConnector(limit=self._max_connections,
+                                         ssl=httpx2.create_ssl_context())
         # not trust_env: that looks for ~/.netrc in a thread on every request; the proxy the
         # environment names (HTTPS_PROXY, NO_PROXY), as the SDK would use it, is found once
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
@@ -131,7 +142,7 @@ class DirectChat:
             if isinstance(exc, TimeoutError):
                 raise openai.APITimeoutError(self.request) from exc
             raise openai.APIConnectionError(request=self.request) from exc
-        if response.status < 400:
+        if 200 <= response.status < 300:  # a final 3xx is an error to the SDK too
             return Opened(response, self.request)
         try:
             content = await response.read()
@@ -139,8 +150,10 @@ class DirectChat:
             content = b""
         finally:
             response.release()
-        failed = httpx2.Response(response.status, headers=list(response.headers.items()),
-                                 content=content, request=self.request)
+        headers = [(name, value) for name, value in response.headers.items()  # aiohttp has
+                   if name.lower() not in _DECODED]  # decompressed it: httpx2 must not again
+        failed = httpx2.Response(response.status, headers=headers, content=content,
+                                 request=self.request)
         if self.client.max_retries > 0 and self.client._should_retry(failed):
             await self._back_off(failed.headers)
             return None

@@ -61,7 +61,8 @@ class EventStream(StreamingResponse):
         self._open = False  # between the headers and the end of the body
         self._pinging: set[asyncio.Task] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._left = False  # the client sent http.disconnect
+        self._left = False  # the client left before the response was complete
+        self._complete = False  # the end of the response has been sent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream in this task while another waits for ``http.disconnect`` and, when it comes,
@@ -75,20 +76,23 @@ class EventStream(StreamingResponse):
         try:  # every await of this task in here: a cancel from the watcher lands inside
             await self.stream_response(send)
         except asyncio.CancelledError:
-            if not self._left:
-                raise  # cancelled from outside (the server stopping): not ours to swallow
-            this.uncancel()  # the client left: the body's generator closed its upstream
+            # ours when the client left, unless someone else cancelled too (the server stopping)
+            if not self._left or this.uncancel() > 0:
+                raise
         finally:
             gone.cancel()
         if self.background is not None:
             await self.background()
 
     async def _watch(self, receive: Receive, stream: asyncio.Task) -> None:
-        """Wait for the client to leave, then cancel the streaming task."""
+        """Wait for the client to leave, then cancel the streaming task; not once the response
+        is complete (uvicorn then answers ``http.disconnect`` at once, while the body may still
+        be finishing: its clean-up closes the upstream and settles the client's limits)."""
         while (await receive())["type"] != "http.disconnect":
             pass
-        self._left = True
-        stream.cancel()
+        if not self._complete:
+            self._left = True
+            stream.cancel()
 
     async def stream_response(self, send: Send) -> None:
         """Send the headers, every item of the body as it comes, then the end."""
@@ -104,7 +108,8 @@ class EventStream(StreamingResponse):
                 if ended:
                     continue  # nothing may follow the end; let the body finish (its clean-up)
                 if type(chunk) is Last:
-                    self._open, ended = False, True  # no keep-alive after it
+                    self._open = False  # no keep-alive after it
+                    self._complete = ended = True
                     await send({"type": "http.response.body", "body": bytes(chunk),
                                 "more_body": False})
                     continue
@@ -114,7 +119,13 @@ class EventStream(StreamingResponse):
             self._open = False
             if self._timer is not None:
                 self._timer.cancel()
+            # a cancel that landed in a write, not in the body: close the body now (its
+            # clean-up closes the upstream), not when the collector finds it
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
         if not ended:
+            self._complete = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _idle(self, loop: asyncio.AbstractEventLoop, send: Send) -> None:
