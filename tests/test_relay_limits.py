@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -84,6 +86,45 @@ def test_concurrent_streams_per_client(relay_with: Callable[..., Relay],
         held.read()
     assert ask(relay, "10.0.0.1").status_code == 200  # the slot came back
     assert offline.stats()["streams"] == 3  # the refused request never reached the provider
+
+
+class _NoTextProvider(BaseHTTPRequestHandler):
+    """A provider whose answer has no text at all: one chunk, finish_reason content_filter."""
+
+    BODY = (b'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m",'
+            b'"choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}\n\n'
+            b"data: [DONE]\n\n")
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(self.BODY)))
+        self.end_headers()
+        self.wfile.write(self.BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_slot_comes_back_after_an_answer_without_text() -> None:
+    """Regression (review of issue 17): an answer whose only batch is its last ends the
+    response in one write; uvicorn then says the client left, and the relay must not cancel
+    the clean-up that frees the client's stream slot (every later request got a 429)."""
+    provider = ThreadingHTTPServer(("127.0.0.1", 0), _NoTextProvider)
+    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    config = Config("openai", f"http://127.0.0.1:{provider.server_port}/v1", "m", FAKE_KEY)
+    relay = start_relay(config, jupyter=False, name="relay-limits-no-text",
+                        limits=Limits(concurrent_streams=1))
+    try:
+        for _ in range(4):
+            answer = httpx.post(relay.url + "api/chat/stream", json={"question": QUESTION},
+                                timeout=30)
+            assert answer.status_code == 200, answer.text
+            assert events(answer) == [("done", {"finish_reason": "content_filter"})]
+    finally:
+        relay.stop()
+        provider.shutdown()
 
 
 def test_requests_per_minute_per_client(relay_with: Callable[..., Relay],
