@@ -9,6 +9,7 @@ not both get it. Both stores run the same tests; Redis is a real ``redis-server`
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,26 @@ def test_a_temporary_sqlite_store_makes_its_file_on_first_use_and_removes_it() -
 def test_an_unknown_store_url_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="sqlite:///"):
         open_store("postgres://db/relay")
+
+
+def test_switching_to_wal_waits_while_another_process_holds_the_new_file() -> None:
+    """SQLite refuses the WAL pragma at once ("database is locked", no busy timeout) while a
+    second process opens the same new store; the store retries (failed once in make test)."""
+    from helpers.relay.store import _wal
+
+    class Busy:
+        def __init__(self, failures: int, message: str = "database is locked") -> None:
+            self.failures, self.message, self.calls = failures, message, 0
+
+        def execute(self, sql: str) -> None:
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise sqlite3.OperationalError(self.message)
+
+    conn = Busy(3)
+    _wal(conn)  # type: ignore[arg-type]
+    assert conn.calls == 4
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _wal(Busy(10**6), patience=0.1)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        _wal(Busy(1, "disk I/O error"))  # type: ignore[arg-type]

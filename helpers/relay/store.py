@@ -111,6 +111,21 @@ class Store:
         """Release connections (and a temporary file)."""
 
 
+def _wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch to WAL, waiting while another process opening the same new file holds it:
+    SQLite answers "database is locked" to this pragma at once, without its busy timeout
+    (two workers starting together; seen once in 1300 tests, the two-process budget race)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SQLiteStore(Store):
     """One SQLite file (WAL) shared by every worker process on this machine.
 
@@ -138,7 +153,7 @@ class SQLiteStore(Store):
             self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                          check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout = 30000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            _wal(self._conn)
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.executescript(_SCHEMA)
         return self._conn
