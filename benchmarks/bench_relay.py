@@ -150,15 +150,10 @@ def machine() -> str:
 
 
 def measure(url: str, path: str, body: dict, kind: str, expected: str, c: int, n: int,
-            timeout: float, rounds: int = 1) -> loadgen.Report:
-    """Run one load level against one target (``rounds`` times, samples pooled)."""
-    report = loadgen.Report()
-    for _ in range(rounds):
-        part = asyncio.run(loadgen.run(url, path, body, kind, expected, concurrency=c,
-                                       requests=n, timeout=timeout))
-        report.samples += part.samples
-        report.wall += part.wall
-    return report
+            timeout: float) -> loadgen.Report:
+    """Run one load level against one target, once (turns are pooled by the caller)."""
+    return asyncio.run(loadgen.run(url, path, body, kind, expected, concurrency=c,
+                                   requests=n, timeout=timeout))
 
 
 def relay_cmd(base_url: str, *extra: str) -> list[str]:

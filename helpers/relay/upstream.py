@@ -34,13 +34,12 @@ import aiohttp
 import anyio
 import httpx2
 import openai
-from openai._models import FinalRequestOptions
 
 from ..cost import OFFLINE_HEADER, with_cost
 from ..errors import IncompleteStream
 from ..sse import SSEDecoder
 from ..usage import find_usage
-from .direct import DirectChat, Opened
+from .direct import CHAT_POST, DirectChat, Opened
 
 __all__ = ["Batch", "ChunkReader", "IncompleteStream", "relay_client", "upstream_batches"]
 
@@ -56,10 +55,6 @@ _PROBE = "\x00relay-probe\x00"
 #: Shapes a stream may learn: a provider whose every chunk differs stays on the reference path.
 _LEARN_TRIES = 3
 _CONTENT_KEYS = ('"content":', '"content": ')  # compact, or Python's json.dumps default
-#: What ``client.post("/chat/completions", body=...)`` builds per request, built once: the SDK
-#: fills its defaults with a deep copy each (a tenth of a short request's CPU); each request
-#: takes a shallow copy with its own body, and the SDK copies it again before use.
-_CHAT_POST = FinalRequestOptions.construct(method="post", url="/chat/completions")
 
 
 def _usage(value: Any) -> dict[str, int] | None:
@@ -178,7 +173,7 @@ async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: lis
     http: Any = await direct.open(body) if direct is not None else None
     if http is None:  # the SDK: no direct route, or its retries after a first attempt there
         options = (direct.retry_options(body) if direct is not None  # = client.post's options
-                   else _CHAT_POST.model_copy(update={"json_data": body}))
+                   else CHAT_POST.model_copy(update={"json_data": body}))
         http = await client.request(httpx2.Response, options, stream=True)
     decoder = SSEDecoder()
     reader = ChunkReader(http.request)
