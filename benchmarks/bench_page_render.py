@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from helpers.offline import OfflineProvider  # noqa: E402
+from helpers.offline.replies import compose_reply, split_pieces  # noqa: E402
 from helpers.relay import start_relay  # noqa: E402
-from helpers.replies import compose_reply, split_pieces  # noqa: E402
 from helpers.settings import Config  # noqa: E402
 
 DOC = ROOT / "docs" / "page.md"

@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/bench_sse_decoder.py [module:Class]`` (a few 
 decodes 10,000 typical Moonshot chunk events (about 230 bytes each) fed as a network delivers
 them: one event per read (a slow model), 8 events per read, and 16 KiB reads cut anywhere
 (a fast one), and prints the best of 7 runs in microseconds per event. JSON parsing is left
-out: this is the decoder alone. The default decoder is ``helpers.sse:SSEDecoder``; pass
+out: this is the decoder alone. The default decoder is ``helpers.streams.sse:SSEDecoder``; pass
 another ``module:Class`` with the same ``feed(bytes)`` to compare.
 """
 
@@ -58,7 +58,7 @@ def best(decoder_class: type, pieces: list[bytes]) -> float:
 
 def main(argv: list[str]) -> None:
     """Print µs per event for each way of cutting reads."""
-    target = argv[0] if argv else "helpers.sse:SSEDecoder"
+    target = argv[0] if argv else "helpers.streams.sse:SSEDecoder"
     module, _, name = target.partition(":")
     decoder_class = getattr(importlib.import_module(module), name)
     print(f"{target}: µs per event (best of {REPEATS}, {EVENTS} events)")

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from helpers.offline import OfflineProvider  # noqa: E402
-from helpers.streaming import chunk_text, collect  # noqa: E402
-from helpers.widget_meter import SimClock, WireMeter, at_simulated_speed  # noqa: E402
-from helpers.widgets import StreamView  # noqa: E402
+from helpers.streams.chunks import chunk_text, collect  # noqa: E402
+from helpers.views.meter import SimClock, WireMeter, at_simulated_speed  # noqa: E402
+from helpers.views.show import StreamView  # noqa: E402
 
 TOKENS = 5000
 REPEATS = 7
@@ -152,9 +152,9 @@ def markdown_table(header: tuple, rows: list[tuple]) -> str:
 
 DOC = """# The live view: measured
 
-`helpers.widgets.show_stream` shows a streamed answer live in the notebook (lesson 3): a
-`StreamView` (`helpers/widget_view.py`) that draws finished Markdown blocks once and re-sends
-only the open one (`helpers/widget_blocks.py`). These figures come from
+`helpers.views.show.show_stream` shows a streamed answer live in the notebook (lesson 3): a
+`StreamView` (`helpers/views/view.py`) that draws finished Markdown blocks once and re-sends
+only the open one (`helpers/views/blocks.py`). These figures come from
 `benchmarks/bench_widgets.py`; reproduce them with
 
 ```
@@ -164,7 +164,7 @@ only the open one (`helpers/widget_blocks.py`). These figures come from
 It streams a {tokens}-token answer from the offline provider with no delay between chunks (the
 worst case for a view: tokens come as fast as the machine can make them), and counts every
 message the widgets would send to the browser, framed and signed as the kernel sends them
-(`helpers.widget_meter.WireMeter`).
+(`helpers.views.meter.WireMeter`).
 
 - **no view**: consume the stream with `collect` (lesson 2), nothing drawn: the baseline.
 - **StreamView**: the lesson's view, consuming in a background thread, redrawing at most

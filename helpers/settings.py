@@ -1,6 +1,6 @@
 """Which provider, which key, which model: resolution, ``Config``, and plain SDK clients.
 
-The presets themselves (``PROVIDERS``, ``AUTO_ORDER``) live in :mod:`helpers.providers`, the
+The presets themselves (``PROVIDERS``, ``AUTO_ORDER``) live in :mod:`helpers.providers.table`, the
 one table of provider behaviour; they are re-exported here.
 
 Resolution order for every setting: explicit argument > process environment > ``.env`` >
@@ -27,16 +27,17 @@ from pathlib import Path
 import openai
 from dotenv import dotenv_values, find_dotenv
 
-from .providers import AUTO_ORDER, PROVIDERS, Provider  # the presets live in the one table
+from .providers.table import (  # the presets live in the one table
+    AUTO_ORDER,
+    OFFLINE_KEY,
+    PROVIDERS,
+    Provider,
+)
 
 __all__ = [
-    "AUTO_ORDER", "PROVIDERS", "Config", "MissingKeyError", "Provider",
+    "AUTO_ORDER", "OFFLINE_KEY", "PROVIDERS", "Config", "MissingKeyError", "Provider",
     "load_config", "make_async_client", "make_client", "mask_key",
 ]
-
-#: The key of the process's shared offline provider (the one ``load_config()`` starts). Like a
-#: real provider, it accepts only its own key, so a wrong key gets a 401 offline too.
-OFFLINE_KEY = "offline-demo-key"
 
 
 class MissingKeyError(RuntimeError):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from helpers.money.tokens import count_prompt_tokens
 from helpers.providers import price_of
-from helpers.tokens import count_prompt_tokens
 
 
 def conversation_cost(usages: list[dict], model: str) -> float:

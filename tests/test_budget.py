@@ -1,12 +1,12 @@
-"""helpers.budget: a request that could go over is refused before it is sent."""
+"""helpers.money.budget: a request that could go over is refused before it is sent."""
 
 from __future__ import annotations
 
 import openai
 import pytest
 
-from helpers.budget import Budget, BudgetExceeded
-from helpers.tokens import count_prompt_tokens
+from helpers.money.budget import Budget, BudgetExceeded
+from helpers.money.tokens import count_prompt_tokens
 
 ASK = [{"role": "user", "content": "What is the Pythagorean theorem?"}]
 

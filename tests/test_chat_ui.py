@@ -8,9 +8,9 @@ import openai
 import pytest
 from conftest import FAKE_KEY
 
-from helpers.chat_ui import ChatUI
 from helpers.offline import OfflineProvider
-from helpers.widget_meter import WireMeter
+from helpers.views.chat import ChatUI
+from helpers.views.meter import WireMeter
 
 MODEL = "moonshot-v1-8k"
 PYTHAGORAS = "What is the Pythagorean theorem?"
@@ -101,7 +101,7 @@ def test_plain_text_chat_prints_each_turn(client, capsys) -> None:
 
 def test_a_reasoning_model_shows_its_thinking_but_history_keeps_only_the_answer(
         client, meter) -> None:
-    from helpers.replies import compose_reply
+    from helpers.offline.replies import compose_reply
 
     reply = compose_reply([{"role": "user", "content": PYTHAGORAS}], reasoning=True)
     chat = ChatUI(client, "deepseek-reasoner", widgets=True)
@@ -119,7 +119,7 @@ def test_each_answer_shows_its_cost_and_the_log_the_conversations_total(client, 
                                                                          offline) -> None:
     import html
 
-    from helpers.cost import call_cost
+    from helpers.money.cost import call_cost
 
     chat = ChatUI(client, MODEL, widgets=True)
     total = meter.find(chat.root, "llm-chat-total")

@@ -1,10 +1,10 @@
-"""helpers.cost: usage times the table's price; cached tokens wherever a provider puts them."""
+"""helpers.money.cost: usage times the table's price; cached tokens wherever a provider has them."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers.cost import Cost, cached_tokens, call_cost, format_cost
+from helpers.money.cost import Cost, cached_tokens, call_cost, format_cost
 from helpers.providers import MODELS, PRICES, Price
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpers.exercises import check_lesson9_ex1, check_lesson9_ex2
+from helpers.money.tokens import count_prompt_tokens
 from helpers.providers import price_of
-from helpers.tokens import count_prompt_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "09_files_tokens_cost.ipynb"

@@ -1,4 +1,4 @@
-"""helpers.files: uploaded files as one system message; estimates before sending."""
+"""helpers.attachments: uploaded files as one system message; estimates before sending."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import openai
 import pytest
 
-from helpers.files import afile_message, estimate_tokens, file_message, join_files
+from helpers.attachments import afile_message, estimate_tokens, file_message, join_files
 from helpers.offline import OfflineProvider
 from tools.make_worksheet import LINES, OUT
 

@@ -1,12 +1,12 @@
-"""helpers.history: a long conversation trimmed to the window, oldest turns first."""
+"""helpers.money.history: a long conversation trimmed to the window, oldest turns first."""
 
 from __future__ import annotations
 
 import openai
 import pytest
 
-from helpers.history import context_window, trim_history
-from helpers.tokens import count_prompt_tokens
+from helpers.money.history import context_window, trim_history
+from helpers.money.tokens import count_prompt_tokens
 
 SYSTEM = {"role": "system", "content": "You assist a teacher."}
 

@@ -16,7 +16,7 @@ from conftest import LAB_DEADLINE_MS
 from jupyter_harness import CLIENT_CELL, words
 
 from helpers.offline import OfflineProvider
-from helpers.replies import filler_reply
+from helpers.offline.replies import filler_reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

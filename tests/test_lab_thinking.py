@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from jupyter_harness import CLIENT_CELL, words
 
-from helpers.replies import compose_reply
+from helpers.offline.replies import compose_reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LOOP_CELL = (
     "from helpers import iter_tool_loop, tool, calculate\n"
-    "from helpers.calculator import CALCULATOR_SCHEMA\n"
+    "from helpers.tools.calculator import CALCULATOR_SCHEMA\n"
     "calculator = tool(calculate, parameters=CALCULATOR_SCHEMA)\n"
     "question = [{'role': 'user', 'content': '[delay:10] Please calculate \"2*(3+4)^2\"'}]\n"
     "view = show_stream(lambda: iter_tool_loop(client, model='moonshot-v1-8k',\n"

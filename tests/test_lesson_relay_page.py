@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers.offline import OfflineProvider
-from helpers.replies import compose_reply
+from helpers.offline.replies import compose_reply
 from helpers.servers import BackgroundServer
 from helpers.settings import OFFLINE_KEY, Config
 

@@ -10,11 +10,11 @@ import httpx
 import openai
 import pytest
 
+from helpers.money.tokens import count_prompt_tokens, count_tokens, cut_to_tokens, split_tokens
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import compose_reply, filler_reply, split_pieces
 from helpers.providers import MODELS
-from helpers.replies import compose_reply, filler_reply, split_pieces
-from helpers.streaming import chunk_usage, collect
-from helpers.tokens import count_prompt_tokens, count_tokens, cut_to_tokens, split_tokens
+from helpers.streams.chunks import chunk_usage, collect
 
 QUESTION = [{"role": "user", "content": "What is the Pythagorean theorem?"}]
 

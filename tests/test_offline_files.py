@@ -10,9 +10,9 @@ import httpx
 import openai
 import pytest
 
+from helpers.money.tokens import count_prompt_tokens
 from helpers.offline import OfflineProvider
-from helpers.offline.files import FileLimits
-from helpers.tokens import count_prompt_tokens
+from helpers.offline.filestore import FileLimits
 from tools.make_worksheet import LINES, OUT
 
 WORKSHEET = OUT.read_bytes()

@@ -9,8 +9,8 @@ import openai
 import pytest
 
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import count_prompt_tokens
 from helpers.providers import FAMILIES, MODELS
-from helpers.replies import count_prompt_tokens
 
 NUM = {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
        "required": ["a", "b"]}
@@ -290,7 +290,7 @@ def test_stream_helper_gives_a_parsed_message_for_a_class(offline):
 @pytest.mark.parametrize("asked", [False, True], ids=["unasked", "include_usage"])
 @pytest.mark.parametrize("family", sorted(FAMILY_MODEL))
 def test_a_tool_turn_places_usage_as_its_family_does(offline, family, asked):
-    from helpers.usage import find_usage
+    from helpers.streams.usage import find_usage
 
     options = {"stream_options": {"include_usage": True}} if asked else {}
     places = [found[0] for chunk in client(offline).chat.completions.create(

@@ -18,12 +18,12 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from helpers.money.tokens import count_prompt_tokens, count_tokens
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import HOSTILE_REPLY, compose_reply, split_pieces
 from helpers.relay import DEFAULT_SYSTEM_PROMPT, Relay, start_relay
-from helpers.replies import HOSTILE_REPLY, compose_reply, split_pieces
 from helpers.servers import BackgroundServer
 from helpers.settings import Config
-from helpers.tokens import count_prompt_tokens, count_tokens
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 WAIT_MS = 10_000
@@ -103,7 +103,7 @@ def test_page_streams_the_answer_before_the_end(page: Any, relay: Relay,
     stats = STATS.fullmatch(page.text_content(f"{LAST} .stats"))
     assert stats is not None, page.text_content(f"{LAST} .stats")
     tokens, prompt, completion, total = map(int, stats.groups())
-    # Counted by the offline provider's token rule (helpers/tokens.py), not one per piece.
+    # Counted by the offline provider's token rule (helpers/money/tokens.py), not one per piece.
     assert tokens == completion == count_tokens(expected) != len(split_pieces(expected))
     sent = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},  # the relay adds it first
             {"role": "user", "content": "What is a prime number?"}]  # markers are not counted

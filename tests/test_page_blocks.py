@@ -1,6 +1,6 @@
 """One rule, two implementations: the page's block splitter (render.js) cuts like the notebook's.
 
-The notebook view (``helpers.widgets.split_blocks``) and the chat page (``splitBlocks`` in
+The notebook view (``helpers.views.show.split_blocks``) and the chat page (``splitBlocks`` in
 helpers/static/render.js) both render finished Markdown blocks once and re-render only the open
 tail. Given the same text they must cut at the same places; node runs the JavaScript.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conftest import need_system_part
 
-from helpers.widgets import split_blocks
+from helpers.views.show import split_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
@@ -52,5 +52,5 @@ def test_page_and_notebook_split_markdown_alike() -> None:
 
 
 def compose_sample() -> str:
-    from helpers.replies import compose_reply
+    from helpers.offline.replies import compose_reply
     return compose_reply([{"role": "user", "content": "a cheat sheet"}]).text * 3

@@ -1,6 +1,6 @@
 """What an answer cost, on the relay's wire and on the page: the ``cost`` of the usage event.
 
-The figure must be the price table's price (helpers/providers.py) times the usage the offline
+The figure must be the price table's price (helpers/providers/table.py) times the usage the offline
 provider itself reported (its counters), marked as offline counts; no price, no figure.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers.cost import call_cost
+from helpers.money.cost import call_cost
 from helpers.offline import OfflineProvider
 from helpers.relay import Relay, start_relay
 from helpers.settings import Config

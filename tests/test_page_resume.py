@@ -20,8 +20,8 @@ from reliability_figures import record
 from tcp_cutter import TcpCutter
 
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import filler_reply
 from helpers.relay import Relay, start_relay
-from helpers.replies import filler_reply
 from helpers.settings import Config
 
 pytestmark = pytest.mark.timeout(120)

@@ -10,7 +10,7 @@ import pytest
 
 from helpers.offline import OfflineProvider
 from helpers.relay import Relay, start_relay
-from helpers.relay.tools import MATH_TOOLS
+from helpers.relay.toolstream import MATH_TOOLS
 from helpers.settings import Config
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]

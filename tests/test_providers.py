@@ -18,6 +18,7 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 
 from helpers.offline import OfflineProvider, cut_point
+from helpers.offline.replies import compose_reply, split_pieces
 from helpers.providers import (
     FAMILIES,
     MODELS,
@@ -32,10 +33,9 @@ from helpers.providers import (
     traits_for,
 )
 from helpers.relay import start_relay
-from helpers.replies import compose_reply, split_pieces
 from helpers.settings import Config
-from helpers.streaming import chunk_usage
-from helpers.usage import find_usage
+from helpers.streams.chunks import chunk_usage
+from helpers.streams.usage import find_usage
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON5 = ROOT / "notebooks" / "06_providers_and_quirks.ipynb"

@@ -19,8 +19,8 @@ from httpx_sse import connect_sse
 from jupyter_harness import jupyter_server
 
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import compose_reply
 from helpers.relay import Relay, start_relay
-from helpers.replies import compose_reply
 from helpers.settings import Config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]

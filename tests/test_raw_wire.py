@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.raw_wire import describe_wire, raw_sse_lines, usage_location
 from helpers.settings import OFFLINE_KEY, Config
+from helpers.streams.raw_wire import describe_wire, raw_sse_lines, usage_location
 
 QUESTION = [{"role": "user", "content": "勾股定理是什么？"}]
 

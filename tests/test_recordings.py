@@ -9,7 +9,7 @@ import pytest
 
 from helpers import providers
 from helpers.providers import FAMILIES, USAGE_TOP_LEVEL
-from helpers.recordings import (
+from helpers.providers.recordings import (
     ERROR_RECORDINGS,
     RECORDINGS,
     error_shape,

@@ -25,7 +25,9 @@ import pytest
 from conftest import FAKE_KEY
 from httpx_sse import EventSource, connect_sse
 
+from helpers.money.tokens import count_prompt_tokens, count_tokens
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import compose_reply
 from helpers.relay import (
     DEFAULT_READ_TIMEOUT,
     DEFAULT_SYSTEM_PROMPT,
@@ -36,10 +38,8 @@ from helpers.relay import (
     jupyter_allowances,
     start_relay,
 )
-from helpers.replies import compose_reply
 from helpers.servers import running_servers
 from helpers.settings import Config
-from helpers.tokens import count_prompt_tokens, count_tokens
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[1]

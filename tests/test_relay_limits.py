@@ -20,13 +20,13 @@ import pytest
 from conftest import FAKE_KEY
 from redis_server import redis_server
 
-from helpers.cost import call_cost
+from helpers.money.cost import call_cost
+from helpers.money.tokens import count_prompt_tokens
 from helpers.offline import OfflineProvider
 from helpers.providers import price_of
 from helpers.relay import DEFAULT_SYSTEM_PROMPT, ChatRequest, Relay, start_relay
 from helpers.relay.limits import Limits
 from helpers.settings import Config
-from helpers.tokens import count_prompt_tokens
 
 pytestmark = pytest.mark.timeout(120)
 QUESTION = "What is a prime number?"
@@ -183,7 +183,7 @@ def test_daily_budget_per_client_holds_exactly(relay_with: Callable[..., Relay],
 
 def test_daily_money_budget_prices_with_the_table(relay_with: Callable[..., Relay],
                                                   offline: OfflineProvider) -> None:
-    """moonshot-v1-8k's price from helpers/providers.py; the answer cut at the ceiling."""
+    """moonshot-v1-8k's price from helpers/providers/table.py; the answer cut at the ceiling."""
     probe = events(ask(relay_with(max_tokens=5), "10.9.9.9"))[-2][1]
     price = price_of("moonshot-v1-8k")
     assert price is not None

@@ -135,7 +135,7 @@ def test_an_unknown_store_url_is_a_clear_error() -> None:
 def test_switching_to_wal_waits_while_another_process_holds_the_new_file() -> None:
     """SQLite refuses the WAL pragma at once ("database is locked", no busy timeout) while a
     second process opens the same new store; the store retries (failed once in make test)."""
-    from helpers.relay.store import _wal
+    from helpers.relay.store.sqlite import _wal
 
     class Busy:
         def __init__(self, failures: int, message: str = "database is locked") -> None:

@@ -11,7 +11,7 @@ import openai
 from httpx_sse import EventSource
 
 from helpers.relay import start_relay
-from helpers.relay.tools import MATH_TOOLS, tool_batches
+from helpers.relay.toolstream import MATH_TOOLS, tool_batches
 from helpers.settings import Config
 
 CALCULATE = [{"role": "user", "content": 'Please calculate "2*(3+4)^2"'}]

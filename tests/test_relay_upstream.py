@@ -10,7 +10,7 @@ same events, finish reason, usage and errors, chunk by chunk:
 - the same streams mutated (seeded, so a failure names its case): other texts in either JSON
   escaping, a field that changes per chunk, extra fields, reordered keys, broken bytes;
 - every kind of string (and non-string) in a learnt shape's text slot;
-- each provider's own published example stream (helpers/recordings.py), its text chunk
+- each provider's own published example stream (helpers/providers/recordings.py), its text chunk
   repeated with other texts in the very same bytes.
 
 Both readers must also be right, not only agree: the fast reader's text is the provider's
@@ -27,9 +27,9 @@ import httpx
 import pytest
 
 from helpers.providers import MODELS
-from helpers.recordings import RECORDINGS
+from helpers.providers.recordings import RECORDINGS
 from helpers.relay.upstream import ChunkReader
-from helpers.sse import SSEDecoder
+from helpers.streams.sse import SSEDecoder
 
 #: one model per provider family (the flavours of the wire)
 FLAVOURS = sorted({info.family: model for model, info in reversed(MODELS.items())
@@ -204,7 +204,7 @@ def test_a_stream_with_spaces_after_separators_takes_the_fast_path(streams):
 
 @pytest.mark.parametrize("recording", RECORDINGS, ids=lambda r: r.name)
 def test_the_providers_own_published_streams_read_the_same_and_fast(recording):
-    """helpers/recordings.py keeps each provider's documented stream, byte for byte: their
+    """helpers/providers/recordings.py keeps each provider's documented stream, byte for byte: their
     field order, spacing and extra fields. Its text chunk, repeated with other texts spliced
     into the very same bytes, must read the same both ways, and fast after the first."""
     payloads = [line.removeprefix("data: ") for line in recording.lines]

@@ -21,9 +21,9 @@ from conftest import FAKE_KEY
 from relay_process import RelayProcess
 from reliability_figures import record
 
+from helpers.money.tokens import count_prompt_tokens
 from helpers.offline import OfflineProvider
 from helpers.relay import DEFAULT_SYSTEM_PROMPT, ChatRequest
-from helpers.tokens import count_prompt_tokens
 
 pytestmark = pytest.mark.timeout(180)
 QUESTION = "What is a prime number?"

@@ -25,12 +25,12 @@ from httpx_sse import connect_sse
 from reliability_figures import record
 
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import compose_reply
 from helpers.relay import Relay, start_relay
-from helpers.replies import compose_reply
 from helpers.settings import Config
-from helpers.streaming import collect
-from helpers.widget_meter import WireMeter
-from helpers.widgets import StreamView
+from helpers.streams.chunks import collect
+from helpers.views.meter import WireMeter
+from helpers.views.show import StreamView
 
 pytestmark = pytest.mark.timeout(120)
 QUESTION = "What is the Pythagorean theorem?"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from helpers.offline import OfflineProvider
-from helpers.offline.files import FileLimits
+from helpers.offline.filestore import FileLimits
 from helpers.relay import Relay, start_relay
 from helpers.settings import Config
 

@@ -22,8 +22,8 @@ from httpx_sse import aconnect_sse
 from reliability_figures import record
 
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import compose_reply
 from helpers.relay import Relay, start_relay
-from helpers.replies import compose_reply
 from helpers.settings import Config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -29,8 +29,8 @@ from httpx_sse import connect_sse
 from reliability_figures import record
 
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import compose_reply, filler_reply
 from helpers.relay import Relay, start_relay
-from helpers.replies import compose_reply, filler_reply
 from helpers.settings import Config
 
 pytestmark = pytest.mark.timeout(120)

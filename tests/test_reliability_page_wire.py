@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import compose_reply
 from helpers.relay import Relay, start_relay
-from helpers.replies import compose_reply
 from helpers.settings import Config
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]

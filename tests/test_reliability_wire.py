@@ -2,9 +2,9 @@
 fuzzed in tests/js/sse_fuzz.test.js).
 
 Four parsers read our bytes or a provider's: the openai SDK's decoder (lessons read the
-provider with it), the relay's own upstream decoder (helpers/sse.py), httpx-sse (lesson 5
+provider with it), the relay's own upstream decoder (helpers/streams/sse.py), httpx-sse (lesson 5
 reads the relay with it) and the page's sse.js. One encoder
-writes them: :func:`helpers.sse.encode_event`. Every case here checks that the text that
+writes them: :func:`helpers.streams.sse.encode_event`. Every case here checks that the text that
 comes out is exactly the text that went in, whatever the line endings, the read boundaries
 (down to one byte a read), comments, multi-line data, characters that other line splitters
 treat as line breaks (U+2028, U+2029), tokens that are themselves blank lines, empty deltas,
@@ -30,9 +30,9 @@ from openai._streaming import SSEDecoder as SDKDecoder
 
 from helpers.relay import create_app
 from helpers.settings import Config
-from helpers.sse import EVENT_NAMES, encode_comment, encode_event
-from helpers.sse import SSEDecoder as RelayDecoder
-from helpers.streaming import collect
+from helpers.streams.chunks import collect
+from helpers.streams.sse import EVENT_NAMES, encode_comment, encode_event
+from helpers.streams.sse import SSEDecoder as RelayDecoder
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -83,7 +83,7 @@ def decode_with_httpx_sse(reads: list[bytes]) -> list[tuple[str | None, str]]:
 
 
 def decode_with_relay(reads: list[bytes]) -> list[tuple[str | None, str]]:
-    """The relay's own upstream decoder (helpers/sse.py), one network read at a time."""
+    """The relay's own upstream decoder (helpers/streams/sse.py), one network read at a time."""
     decoder = RelayDecoder()
     return [event for read in reads for event in decoder.feed(read)]
 

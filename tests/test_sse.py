@@ -12,7 +12,7 @@ import pytest
 from conftest import need_system_part
 from httpx_sse import EventSource
 
-from helpers.sse import encode_comment, encode_event
+from helpers.streams.sse import encode_comment, encode_event
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,7 @@ def test_fast_delta_path_gives_the_same_bytes_as_the_general_encoder() -> None:
 
     from sse_starlette import ServerSentEvent
 
-    from helpers.sse import encode_event as encode
+    from helpers.streams.sse import encode_event as encode
 
     def general(event: str, data: dict) -> bytes:
         payload = _json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

@@ -10,16 +10,15 @@ import pytest
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 
-from helpers.streaming import (
+from helpers.money.tokens import count_tokens
+from helpers.streams.chunks import (
     acollect,
     chunk_finish_reason,
     chunk_reasoning,
     chunk_text,
     chunk_usage,
     collect,
-    iter_text,
 )
-from helpers.tokens import count_tokens
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
@@ -62,7 +61,7 @@ def test_no_usage_is_none():
 def test_chunks_without_choices_give_no_text():
     assert chunk_text(make(choices=False)) == ""
     assert chunk_finish_reason(make(choices=False)) is None
-    assert list(iter_text([make(choices=False), *moonshot_stream()])) == ["Hel", "lo"]
+    assert collect([make(choices=False), *moonshot_stream()]).text == "Hello"
 
 
 def test_reasoning_is_kept_apart_from_text():
@@ -146,7 +145,7 @@ def test_usage_from_a_real_moonshot_stream(offline):
     chunks = list(c.chat.completions.create(model="moonshot-v1-8k", stream=True,
                                             messages=[{"role": "user", "content": "hi"}]))
     assert [chunk_usage(ch) is not None for ch in chunks][-1]
-    text = "".join(iter_text(chunks))
+    text = "".join(chunk_text(ch) for ch in chunks)
     assert collect(chunks).usage.completion_tokens == count_tokens(text)  # the offline rule
 
 
@@ -192,7 +191,7 @@ def test_stream_view_time_to_first_token_counts_the_wait_for_the_response_header
 
     import openai
 
-    from helpers.widget_view import StreamView
+    from helpers.views.view import StreamView
 
     c = openai.OpenAI(base_url=offline.base_url, api_key="k", max_retries=0)
     out = io.StringIO()

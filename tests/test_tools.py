@@ -9,12 +9,12 @@ import json
 import openai
 import pytest
 
-from helpers.calculator import CALCULATOR_SCHEMA, CalculatorError, calculate
 from helpers.offline import OfflineProvider
 from helpers.providers import FAMILIES, MODELS
-from helpers.structured import PartialJSON, iter_partial_json, parse_partial
-from helpers.toolcalls import ToolCallAssembler, assemble_tool_calls
-from helpers.tools import WEB_SEARCH, Tool, arun_tools, run_call, run_tools, tool
+from helpers.streams.partial_json import PartialJSON, iter_partial_json, parse_partial
+from helpers.streams.toolcalls import ToolCallAssembler, assemble_tool_calls
+from helpers.tools.calculator import CALCULATOR_SCHEMA, CalculatorError, calculate
+from helpers.tools.loop import WEB_SEARCH, Tool, arun_tools, run_call, run_tools, tool
 
 FAMILY_MODEL = {f: min((m for m in MODELS.values() if m.family == f),
                        key=lambda m: bool(m.retired)).id for f in FAMILIES}
@@ -174,7 +174,7 @@ def test_a_loop_that_does_not_converge_stops(offline):
 
 
 def test_only_allowed_tools_run():
-    from helpers.toolcalls import ToolCall
+    from helpers.streams.toolcalls import ToolCall
     assert run_call(ToolCall(0, "x", "os_system", '{"cmd": "ls"}'), [add]).startswith(
         "Error: unknown tool 'os_system'")
     assert "not valid JSON" in run_call(ToolCall(0, "x", "add", '{"a": 1'), [add])
@@ -183,7 +183,7 @@ def test_only_allowed_tools_run():
 
 def test_a_failing_tool_is_reported_to_the_model():
     boom = Tool("boom", lambda: 1 / 0)
-    from helpers.toolcalls import ToolCall
+    from helpers.streams.toolcalls import ToolCall
     assert run_call(ToolCall(0, "x", "boom", "{}"), [boom]) == \
         "Error: boom failed: ZeroDivisionError: division by zero"
 

@@ -16,9 +16,9 @@ from conftest import FAKE_KEY, wait_until
 from test_tools import CALC, add, multiply
 
 from helpers.offline import OfflineProvider
-from helpers.tools import ToolLoop, iter_tool_loop, run_tools
-from helpers.widget_meter import SimClock, WireMeter, at_simulated_speed
-from helpers.widgets import StreamView, show_stream
+from helpers.tools.loop import ToolLoop, iter_tool_loop, run_tools
+from helpers.views.meter import SimClock, WireMeter, at_simulated_speed
+from helpers.views.show import StreamView, show_stream
 
 MODEL = "moonshot-v1-8k"
 TOOLS = [CALC, add, multiply]  # the calculator and two small tools, as tests/test_tools.py has them

@@ -16,11 +16,12 @@ import openai
 import pytest
 from conftest import FAKE_KEY
 
-from helpers.cost import call_cost, cost_label, priced_by
+from helpers.money.cost import call_cost
+from helpers.money.labels import cost_label, priced_by
 from helpers.offline import OfflineProvider
-from helpers.replies import compose_reply, filler_reply
-from helpers.widget_meter import SimClock, WireMeter, at_simulated_speed
-from helpers.widgets import (
+from helpers.offline.replies import compose_reply, filler_reply
+from helpers.views.meter import SimClock, WireMeter, at_simulated_speed
+from helpers.views.show import (
     HARD_LIMIT,
     RATE,
     StreamView,
@@ -200,7 +201,7 @@ def test_a_real_providers_cost_is_not_marked_offline() -> None:
 def test_a_tool_loop_is_priced_over_the_usage_of_all_its_requests(client, offline) -> None:
     from test_tools import CALC
 
-    from helpers.tools import iter_tool_loop
+    from helpers.tools.loop import iter_tool_loop
 
     with WireMeter() as meter:
         view = StreamView(widgets=True).start(lambda: iter_tool_loop(
@@ -410,7 +411,7 @@ def test_wire_meter_bytes_do_not_depend_on_the_process_id(monkeypatch):
     """Regression: msg ids embed the pid, so a pid with more digits changed lesson 3's table."""
     import ipywidgets
 
-    from helpers.widget_meter import WireMeter
+    from helpers.views.meter import WireMeter
 
     sizes = []
     for pid in (7, 1234567):
@@ -450,7 +451,7 @@ def reasoning_chunks(n: int) -> list:
     """A stream of n reasoning pieces, then n answer pieces (filler text), DeepSeek-shaped."""
     from openai.types.chat import ChatCompletionChunk
 
-    from helpers.replies import split_pieces
+    from helpers.offline.replies import split_pieces
 
     def chunk(delta: dict, finish: str | None = None) -> ChatCompletionChunk:
         return ChatCompletionChunk.model_validate({

@@ -22,11 +22,11 @@ from typing import Any
 
 import openai
 
+from ..money.tokens import count_tokens
 from ..offline import OfflineProvider
-from ..providers import model_traits
-from ..replies import Reply, compose_reply, split_pieces
+from ..offline.replies import Reply, compose_reply, split_pieces
+from ..providers.table import model_traits
 from ..settings import OFFLINE_KEY
-from ..tokens import count_tokens
 
 PYTHAGORAS = "What is the Pythagorean theorem?"
 PYTHAGORAS_ZH = "勾股定理是什么？"

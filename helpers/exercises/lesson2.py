@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..streaming import StreamResult
+from ..streams.chunks import StreamResult
 from ._common import (
     PYTHAGORAS,
     _client,

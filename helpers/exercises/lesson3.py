@@ -6,7 +6,7 @@ import contextlib
 import io
 from typing import Any
 
-from ..replies import count_prompt_tokens, filler_reply, split_pieces
+from ..offline.replies import count_prompt_tokens, filler_reply, split_pieces
 from ._common import (
     _client,
     _NotYet,
@@ -19,7 +19,7 @@ from ._common import (
 @_report
 def check_lesson3_ex1(stop_after: Any) -> str:
     """Check lesson 3, exercise 1: ``stop_after(request, n)`` stops a view after n tokens."""
-    from ..widgets import StreamView
+    from ..views.show import StreamView
 
     _require(callable(stop_after), "pass the function itself: check_lesson3_ex1(stop_after)")
     provider, n = _provider(), 20
@@ -57,7 +57,7 @@ _WHAT_DID_I_ASK = "What did I just ask?"
 @_report
 def check_lesson3_ex2(chat_class: Any) -> str:
     """Check lesson 3, exercise 2: a ``ChatUI`` subclass that sends only the last 2 messages."""
-    from ..chat_ui import ChatUI
+    from ..views.chat import ChatUI
 
     _require(isinstance(chat_class, type) and issubclass(chat_class, ChatUI),
              "pass your class itself: check_lesson3_ex2(ShortMemoryChat), a subclass of ChatUI")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..providers import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, model_traits
+from ..providers.table import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, model_traits
 from ._common import (
     PYTHAGORAS_ZH,
     _client,

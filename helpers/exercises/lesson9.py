@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..providers import price_of
-from ..tokens import count_prompt_tokens
+from ..money.tokens import count_prompt_tokens
+from ..providers.table import price_of
 from ._common import _NotYet, _report, _require
 
 #: three calls of one conversation; the last one partly served from Kimi's cache

@@ -8,7 +8,7 @@ carries ``role: "assistant"``; content deltas follow; the final chunk carries
 ``finish_reason`` and ``usage`` *inside* ``choices[0]``; then ``data: [DONE]``. Other model
 families imitate their provider: which family a model belongs to, and how that family places
 usage (asked with ``stream_options.include_usage`` or not), sends keep-alives and streams
-reasoning, is read from the one table, :mod:`helpers.providers`.
+reasoning, is read from the one table, :mod:`helpers.providers.table`.
 
 Markers in the last user message provoke behaviour on demand (lessons, tests, the browser page):
 
@@ -42,7 +42,9 @@ stored on disk, text extraction, limits) and ``fileroutes`` (its routes, and the
 
 from __future__ import annotations
 
-from ..settings import OFFLINE_KEY  # the shared provider accepts only it, as a real one would
+from ..providers.table import (
+    OFFLINE_KEY,  # the shared provider accepts only it, as a real one would
+)
 from .chunks import cut_point
 from .cli import main
 from .errors import error_body

@@ -2,7 +2,7 @@
 
 Moonshot's shape is the base: the first delta carries ``role: "assistant"``, content deltas
 follow, the final chunk carries ``finish_reason``. What differs by family is read from the one
-table (:mod:`helpers.providers`) through the plan's ``traits``: where usage goes, asked or not
+table (:mod:`helpers.providers.table`) through the plan's ``traits``: where usage goes, asked or not
 (``usage_places``), the ``: keep-alive`` comment, and the reasoning field that streams before
 the answer. Stream faults cut the answer at :func:`cut_point`.
 """
@@ -18,13 +18,13 @@ from typing import Any
 
 import anyio
 
-from ..providers import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, USAGE_TRAILING
-from ..replies import HOSTILE_REPLY, compose_reply, filler_reply, split_pieces
-from ..tokens import count_prompt_tokens, count_tokens, cut_to_tokens
+from ..money.tokens import count_prompt_tokens, count_tokens, cut_to_tokens
+from ..providers.table import USAGE_IN_CHOICE, USAGE_TOP_LEVEL, USAGE_TRAILING
 from .counters import Counters
 from .errors import DeliberateCut, error_body
 from .gate import HoldGate
 from .plan import STREAM_FAULTS, Plan
+from .replies import HOSTILE_REPLY, compose_reply, filler_reply, split_pieces
 
 __all__ = ["Answer", "compose_answer", "cut_point", "delta_events", "make_answer",
            "stream_events"]
@@ -58,7 +58,7 @@ def compose_answer(plan: Plan, prompt_tokens: int | None = None) -> Answer:
 
 
 def make_answer(text: str, reasoning: str, finish: str, prompt_tokens: int) -> Answer:
-    """Return the answer as streamed pieces, with usage counted by :mod:`helpers.tokens`."""
+    """Return the answer as streamed pieces, with usage counted by :mod:`helpers.money.tokens`."""
     thinking = count_tokens(reasoning)
     completion = count_tokens(text) + thinking
     usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion,

@@ -2,7 +2,8 @@
 
 ``POST /v1/tokenizers/estimate-token-count`` takes a chat body and answers
 ``{"data": {"total_tokens": N}}`` (Moonshot's shape, platform docs "estimate-token-count", read
-2026-11-28). N is :func:`helpers.tokens.count_prompt_tokens` of the messages, the very function
+2026-11-28). N is :func:`helpers.money.tokens.count_prompt_tokens` of the messages, the very
+function
 the chat route puts in ``usage.prompt_tokens``: estimate and usage agree by construction.
 
 ``GET /v1/files`` answers Moonshot's ``{"object": "list", "data": [...]}`` (no ``has_more``), and
@@ -22,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..tokens import count_prompt_tokens
+from ..money.tokens import count_prompt_tokens
 from .errors import BadRequest, error_response
-from .files import FileStore, parse_upload
+from .filestore import FileStore, parse_upload
 
 __all__ = ["file_routes"]
 

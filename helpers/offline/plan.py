@@ -3,7 +3,7 @@
 Markers in the last user message (``[fault:...]``, ``[hold]``, ``[delay:N]``,
 ``[delay-headers:N]``, ``[tokens:N]``, ``[hostile]``) are taken out of the text before the
 answer is composed, so the answer is the same with or without them. The wire traits come from
-the one table (:func:`helpers.providers.model_traits`), looked up per request, so a changed
+the one table (:func:`helpers.providers.table.model_traits`), looked up per request, so a changed
 trait changes the very next stream.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..providers import WireTraits, model_traits
-from ..replies import message_text
+from ..providers.table import WireTraits, model_traits
 from .errors import ERRORS, BadRequest
+from .replies import message_text
 
 __all__ = ["MAX_BODY_BYTES", "STREAM_FAULTS", "Plan", "make_plan", "read_json", "status_fault"]
 

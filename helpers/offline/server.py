@@ -20,19 +20,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..providers import MODELS
+from ..money.tokens import count_prompt_tokens
+from ..providers.table import MODELS, OFFLINE_KEY
 from ..servers import BackgroundServer
-from ..settings import OFFLINE_KEY
-from ..tokens import count_prompt_tokens
+from .calls import plan_tool_turn
 from .chunks import compose_answer, stream_events
 from .counters import Counters
 from .errors import BadRequest, error_response
 from .fileroutes import file_routes
-from .files import FileLimits, FileStore
+from .filestore import FileLimits, FileStore
 from .gate import HoldGate
 from .plan import make_plan, read_json, status_fault
 from .stream import ChunkStream
-from .tools import plan_tool_turn
 from .toolwire import json_mode_answer, tool_response
 
 __all__ = ["DEFAULT_DELAY_MS", "OfflineProvider", "start_offline"]

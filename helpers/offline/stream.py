@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 import anyio
 
-from ..cost import OFFLINE_HEADER
+from ..money.labels import OFFLINE_HEADER
 from .counters import Counters
 from .errors import DeliberateCut
 from .plan import STREAM_FAULTS, Plan
@@ -69,8 +69,8 @@ class ChunkStream:
                         (b"content-type", b"text/event-stream; charset=utf-8"),
                         (b"cache-control", b"no-cache"),
                         (b"x-accel-buffering", b"no"),
-                        # Its usage is the offline rule's, not a bill (helpers/cost.py reads it).
-                        (OFFLINE_HEADER.encode(), b"token counts by helpers/tokens.py"),
+                        # Its usage is the offline rule's, not a bill (money/labels.py).
+                        (OFFLINE_HEADER.encode(), b"token counts by helpers/money/tokens.py"),
                     ]})
                     try:
                         async for kind, data in self.events:

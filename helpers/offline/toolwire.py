@@ -21,16 +21,16 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from ..providers import ToolCallQuirks
-from ..replies import has_cjk, message_text, split_pieces
-from ..tokens import count_prompt_tokens, count_tokens, cut_to_tokens
+from ..money.tokens import count_prompt_tokens, count_tokens, cut_to_tokens
+from ..providers.table import ToolCallQuirks
+from .calls import Call, ToolTurn, fill_arguments
 from .chunks import Answer, delta_events, make_answer
 from .counters import Counters
 from .errors import BadRequest
 from .gate import HoldGate
 from .plan import Plan
+from .replies import has_cjk, message_text, split_pieces
 from .stream import ChunkStream
-from .tools import Call, ToolTurn, fill_arguments
 
 __all__ = ["json_mode_answer", "tool_response"]
 

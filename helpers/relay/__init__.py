@@ -18,8 +18,7 @@ choices are in docs/architecture.md.
 from __future__ import annotations
 
 from .app import DEFAULT_READ_TIMEOUT, DEFAULT_SYSTEM_PROMPT, STATIC_DIR, create_app
-from .guards import MAX_BODY_BYTES, Guards, jupyter_allowances
-from .models import (
+from .bodies import (
     MAX_HISTORY,
     MAX_TEXT_CHARS,
     BlogRequest,
@@ -28,6 +27,7 @@ from .models import (
     HistoryMessage,
     error_response,
 )
+from .guards import MAX_BODY_BYTES, Guards, jupyter_allowances
 from .runner import DEFAULT_PORT, Relay, main, start_relay
 from .upstream import Batch, IncompleteStream, relay_client, upstream_batches
 

@@ -37,8 +37,8 @@ from collections.abc import Mapping
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .bodies import error_response
 from .identity import CLIENT_SCOPE_KEY
-from .models import error_response
 
 __all__ = ["HUB_USER_VARS", "AccessToken", "bearer_token", "is_loopback", "new_token",
            "why_token_required"]

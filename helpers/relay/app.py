@@ -32,21 +32,21 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from ..errors import describe_failure
-from ..providers import traits_for
+from ..providers.table import traits_for
 from ..settings import Config, load_config
-from ..sse import encode_event
-from ..tools import Tool
+from ..streams.sse import encode_event
+from ..tools.loop import Tool
 from .access import AccessToken
+from .bodies import BlogRequest, ChatRequest, error_response
 from .direct import DirectChat
 from .eventstream import EventStream, Last
-from .files import add_file_routes, files_message
 from .guards import MAX_UPLOAD_BYTES, Guards
 from .identity import TrustedProxies, client_identity
 from .limits import Limiter, Limits, RelayLimit
-from .models import BlogRequest, ChatRequest, error_response
 from .resume import DEFAULT_GRACE, Answers
 from .store import Store, open_store
-from .tools import tool_batches
+from .toolstream import tool_batches
+from .uploads import add_file_routes, files_message
 from .upstream import Batch, relay_client, upstream_batches
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "DEFAULT_SYSTEM_PROMPT", "STATIC_DIR", "create_app"]
@@ -111,7 +111,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         client: an ``openai.AsyncOpenAI`` to use instead of one built from ``config``.
         trust_proxy_prefix: a JupyterHub prefix (Binder); see :mod:`helpers.relay.guards`.
         tools: functions the model may call, run here in a tool loop (e.g. ``MATH_TOOLS``);
-            the page is told with events of their own (:mod:`helpers.relay.tools`).
+            the page is told with events of their own (:mod:`helpers.relay.toolstream`).
         limits: per-client limits and budgets (:mod:`helpers.relay.limits`); default none.
         store: where limits and resumable answers live, shared by every worker: a
             :class:`~helpers.relay.store.Store` or its URL (``sqlite:///file``,

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterable, Mapping
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..sse import encode_comment
+from ..streams.sse import encode_comment
 
 __all__ = ["PING_SECONDS", "EventStream", "Last"]
 

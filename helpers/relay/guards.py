@@ -28,7 +28,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .models import error_response
+from .bodies import error_response
 
 __all__ = ["LOOPBACK", "MAX_BODY_BYTES", "MAX_UPLOAD_BYTES", "Guards", "jupyter_allowances"]
 

@@ -9,15 +9,15 @@ Deliberate choices:
   sent where a time is known (requests per minute: when the oldest request leaves the window;
   the budget: next midnight UTC), not for concurrent streams (it depends on your own answers).
 - **A budget reserves before it spends.** Admission reserves the prompt's tokens (the offline
-  provider's counting rule, :func:`helpers.tokens.count_prompt_tokens`) plus the answer's
+  provider's counting rule, :func:`helpers.money.tokens.count_prompt_tokens`) plus the answer's
   ``max_tokens`` (the client's, else the ceiling, else :data:`BUDGET_MAX_TOKENS`, sent upstream
   so the answer cannot be longer); when the answer ends the reservation is corrected to the
   usage the provider reported (or, if it reported none, the prompt plus the text relayed). So
   parallel requests cannot overshoot: the budget holds across workers, within the difference
   between the counting rule and the provider's own count.
 - **Tokens and money, one guard.** A daily money budget prices the worst case and the usage
-  with the lessons' own pieces (:meth:`helpers.budget.Budget.worst_cost`,
-  :func:`helpers.cost.call_cost`, the price table in :mod:`helpers.providers`); only the
+  with the lessons' own pieces (:meth:`helpers.money.budget.Budget.worst_cost`,
+  :func:`helpers.money.cost.call_cost`, the price table in :mod:`helpers.providers.table`); only the
   running totals move to the shared store. A model without a price cannot have a money budget
   (a clear error at start, not a silent pass).
 - **Without any limit configured the store is never touched** (the default relay's speed).
@@ -35,12 +35,12 @@ import anyio
 from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
-from ..budget import Budget
-from ..cost import call_cost
-from ..providers import price_of
-from ..tokens import count_prompt_tokens, count_tokens
+from ..money.budget import Budget
+from ..money.cost import call_cost
+from ..money.tokens import count_prompt_tokens, count_tokens
+from ..providers.table import price_of
+from .bodies import error_response
 from .identity import TrustedProxies, client_identity
-from .models import error_response
 from .store import Store
 from .upstream import Batch
 
@@ -58,7 +58,7 @@ class Limits:
         requests_per_minute: requests in any 60 s window.
         max_tokens: the largest ``max_tokens`` a request may ask for (and the default).
         daily_tokens: tokens (prompt + answer) per UTC day.
-        daily_cost: money per UTC day, in the model's price currency (helpers/providers.py).
+        daily_cost: money per UTC day, in the model's price currency (helpers/providers/table.py).
         stream_lease: seconds a worker that died keeps a stream slot taken.
     """
 
@@ -135,7 +135,7 @@ class Limiter:
         self.limits, self.store, self.trusted, self.model = limits, store, trusted, model
         if limits.daily_cost is not None and price_of(model) is None:
             raise ValueError(f"a money budget needs a price: {model!r} has none in "
-                             "helpers/providers.py (use a token budget, or add its price)")
+                             "helpers/providers/table.py (use a token budget, or add its price)")
 
     def client(self, scope: Scope) -> str:
         """Return the identity limits are counted by (:func:`client_identity`)."""

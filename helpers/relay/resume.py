@@ -35,8 +35,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 
-from ..sse import encode_event
-from .models import error_response
+from ..streams.sse import encode_event
+from .bodies import error_response
 from .store import Store
 from .upstream import Batch
 

@@ -23,9 +23,10 @@ from ..servers import BackgroundServer, wait_for_signal
 from ..settings import Config, load_config
 from .access import new_token, why_token_required
 from .app import DEFAULT_READ_TIMEOUT, create_app
+from .collector import serving_gc
 from .guards import jupyter_allowances
-from .tools import MATH_TOOLS
-from .workers import add_scale_options, scale_options, serve_workers, serving_gc
+from .toolstream import MATH_TOOLS
+from .workers import add_scale_options, scale_options, serve_workers
 
 __all__ = ["DEFAULT_PORT", "Relay", "main", "start_relay"]
 

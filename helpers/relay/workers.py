@@ -22,7 +22,6 @@ Deliberate choices:
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import tempfile
@@ -38,11 +37,11 @@ from uvicorn.supervisors import Multiprocess
 from ..bounded_http import http_protocol
 from ..servers import _bind as bind_socket
 from ..settings import Config
+from .collector import serving_gc
 from .limits import Limits
 from .resume import DEFAULT_GRACE
 
-__all__ = ["ENV_VAR", "add_scale_options", "app_from_env", "scale_options", "serve_workers",
-           "serving_gc"]
+__all__ = ["ENV_VAR", "add_scale_options", "app_from_env", "scale_options", "serve_workers"]
 
 #: The variable that carries the relay's options from the parent to its workers.
 ENV_VAR = "HELPERS_RELAY_WORKER_OPTIONS"
@@ -68,7 +67,7 @@ def add_scale_options(parser: argparse.ArgumentParser) -> None:
                        help="tokens (prompt + answer) one client may use per UTC day")
     group.add_argument("--daily-cost", type=float, default=None, metavar="AMOUNT",
                        help="money one client may spend per UTC day (the model's price "
-                            "currency, from helpers/providers.py)")
+                            "currency, from helpers/providers/table.py)")
     group.add_argument("--trust-proxy", action="append", default=[], metavar="ADDR",
                        help="a proxy (address or network) whose X-Forwarded-For names clients")
     group.add_argument("--resume-grace", type=float, default=DEFAULT_GRACE, metavar="S",
@@ -90,7 +89,7 @@ def scale_options(args: argparse.Namespace) -> dict[str, Any]:
 def app_from_env() -> FastAPI:
     """Build a worker's app from :data:`ENV_VAR` (uvicorn calls this in each worker)."""
     from .app import create_app
-    from .tools import MATH_TOOLS
+    from .toolstream import MATH_TOOLS
 
     options = json.loads(os.environ[ENV_VAR])
     config = Config(**options.pop("config"))
@@ -99,22 +98,6 @@ def app_from_env() -> FastAPI:
     app = create_app(config, limits=limits, tools=tools, **options)
     serving_gc()
     return app
-
-
-def serving_gc() -> None:
-    """Tune the garbage collector for a relay's own process (never a notebook's kernel).
-
-    - ``gc.freeze()`` after start-up: imports and the app are some 235,000 objects that live
-      as long as the process, and every full collection walked them (about 80 ms here).
-    - Full collections ten times rarer (``threshold2`` 10 -> 100): with a thousand streams
-      open, their objects are old enough to be walked by each full collection, about 100 ms
-      each, several times a second: a third of the relay's CPU (docs/performance.md). Young
-      garbage is still collected as often; cycles that die old wait longer.
-    """
-    gc.collect()
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, 100)
 
 
 def serve_workers(config: Config, *, workers: int, host: str, port: int,

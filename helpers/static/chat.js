@@ -82,7 +82,7 @@
     if (turn.usage) {
       parts.push("usage " + turn.usage.prompt_tokens + " prompt + " +
                  turn.usage.completion_tokens + " completion = " + turn.usage.total_tokens);
-      // The relay prices it (helpers/cost.py); no price known, no figure (not "$0").
+      // The relay prices it (helpers/money/cost.py); no price known, no figure (not "$0").
       if (turn.usage.cost) parts.push(turn.usage.cost.text);
     }
     return parts.join(" · ");

@@ -11,7 +11,7 @@
  *    scripts, no \htmlStyle). DOMPurify then sanitises what all that produced: a second wall.
  *    Links open in a new tab without the page as opener.
  *  - Linear cost. Re-rendering the whole answer on every token costs 1 + 2 + … + n: quadratic.
- *    Like the notebook view (helpers/widgets.py, split_blocks), the text is cut into finished
+ *    Like the notebook view (helpers/views/show.py, split_blocks), the text is cut into finished
  *    blocks (a blank line outside $$ math and code fences ends one) that are rendered once,
  *    and the open tail, re-rendered on each redraw, is kept short by cutting it at a safe
  *    word boundary. The same rule as the Python one, so both views cut alike.

@@ -1,0 +1,93 @@
+"""What every worker of a relay shares, as one interface: limit counters and the answer log.
+
+Two stores implement it: :class:`~.sqlite.SQLiteStore`, one file on this machine (the default;
+several worker processes share it), and :class:`~.redis.RedisStore` for relays on several
+machines. :func:`helpers.relay.store.open_store` picks one from a URL.
+
+Deliberate choices:
+
+- **Every check-and-count is one atomic step** (SQLite: a transaction; Redis: a Lua script),
+  so two workers can never both take the last slot of a limit.
+- **Wall-clock time** (``time.time()``): the only clock several processes and machines share.
+- **A stream slot is a lease with an expiry,** not a bare counter: a worker that dies holding
+  slots gives them back when the lease expires, not never.
+- **An answer's events are rows** (``seq``, bytes) a reader on any worker fetches after the
+  last ``seq`` it has; the answer's state (running, finished, stop asked) sits beside them and is
+  read *first*, so a reader that sees "finished" also sees every event.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AnswerLog", "LimitCounters", "Store"]
+
+
+class LimitCounters:
+    """What the limits (:mod:`helpers.relay.limits`) count: stream leases, requests per window,
+    the day's budget use."""
+
+    async def take_stream(self, client: str, lease: str, limit: int, ttl: float) -> bool:
+        """Take one of ``client``'s ``limit`` stream slots as ``lease``; False if none is free."""
+        raise NotImplementedError
+
+    async def drop_stream(self, client: str, lease: str) -> None:
+        """Give a stream slot back."""
+        raise NotImplementedError
+
+    async def hit(self, client: str, limit: int, window: float) -> float | None:
+        """Count one request; None if within ``limit`` per ``window`` s, else seconds to wait."""
+        raise NotImplementedError
+
+    async def reserve(self, client: str, day: str, amount: float, budget: float) -> float | None:
+        """Add ``amount`` to the day's use if it stays within ``budget``: None, else the use."""
+        raise NotImplementedError
+
+    async def adjust(self, client: str, day: str, delta: float) -> None:
+        """Correct the day's use by ``delta`` (a reservation settled to what was used)."""
+        raise NotImplementedError
+
+    async def used(self, client: str, day: str) -> float:
+        """Return what ``client`` used on ``day``."""
+        raise NotImplementedError
+
+
+class AnswerLog:
+    """What resumable answers (:mod:`helpers.relay.resume`) keep: each answer's state and
+    numbered events, read by any worker."""
+
+    async def open_answer(self, answer: str, ttl: float) -> None:
+        """Register a running answer (kept at most ``ttl`` s if nobody finishes it)."""
+        raise NotImplementedError
+
+    async def append(self, answer: str, seq: int, events: list[bytes]) -> None:
+        """Store ``events`` of ``answer``, numbered from ``seq`` (1, 2, ...)."""
+        raise NotImplementedError
+
+    async def finish(self, answer: str, keep: float) -> None:
+        """Mark ``answer`` finished; its events stay readable ``keep`` more seconds."""
+        raise NotImplementedError
+
+    async def read(self, answer: str, after: int) -> tuple[str | None, list[tuple[int, bytes]]]:
+        """Return (state, events after ``after``); state None: unknown or expired."""
+        raise NotImplementedError
+
+    async def touch(self, answer: str) -> None:
+        """Note that a reader is attached to ``answer`` now."""
+        raise NotImplementedError
+
+    async def seen(self, answer: str) -> tuple[float, bool]:
+        """Return (when a reader was last attached, whether a stop was asked)."""
+        raise NotImplementedError
+
+    async def ask_stop(self, answer: str) -> bool:
+        """Ask the worker producing ``answer`` to stop; False if there is no such answer."""
+        raise NotImplementedError
+
+
+class Store(LimitCounters, AnswerLog):
+    """Both, in one place every worker reaches: what :func:`~helpers.relay.store.open_store`
+    returns."""
+
+    url: str
+
+    async def close(self) -> None:
+        """Release connections (and a temporary file)."""
