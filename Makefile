@@ -71,7 +71,7 @@ lab: $(STAMP)
 
 # LLM_PROVIDER=offline: the tests and the committed outputs never depend on a developer's .env.
 test: $(STAMP) $(NODE_DEPS)
-	LLM_PROVIDER=offline $(BIN)/python -m pytest tests notebooks $(NBVAL) $(PYTEST_ARGS)
+	LLM_PROVIDER=offline $(BIN)/python -m pytest tests notebooks $(NBVAL) --durations=15 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	LLM_PROVIDER=offline $(BIN)/python -m pytest tests -m "not browser and not slow" $(PYTEST_ARGS)

@@ -185,7 +185,10 @@ def browser(chromium_executable: str):
     Module scope on purpose: while Playwright's sync API is active, the main thread looks like
     it runs an asyncio loop, so ``asyncio.run`` in later test modules would fail.
     """
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        need_system_part(False, "Playwright (the test extra: pip install -e '.[test]')")
     with sync_api.sync_playwright() as pw:
         args = list(CHROMIUM_ARGS)
         if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -194,3 +197,18 @@ def browser(chromium_executable: str):
                                       headless=True)
         yield instance
         instance.close()
+
+
+#: Fixtures that start Chromium: a test using one must carry the ``browser`` mark, so that
+#: ``-m "not browser"`` (make test-fast) leaves it out and the mark's rules (skip here, fail
+#: under CI=true) are visible where the test is.
+_BROWSER_FIXTURES = frozenset({"browser", "page", "chromium_executable"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items
+                if _BROWSER_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("browser") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests start Chromium without the browser mark: "
+                                + ", ".join(unmarked[:10]))

@@ -11,9 +11,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ALL = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
-#: Lessons (by file stem) known to break the layout, each a strict expected failure: the
-#: test fails as soon as one of them complies, so the mark cannot outlive the problem.
-LAYOUT_BROKEN: dict[str, str] = {}
 
 
 def cells(path: Path) -> list[dict]:
@@ -56,9 +53,7 @@ def test_lessons_import_helpers_through_its_public_api(path: Path) -> None:
     assert reached == [], f"{path.name}: import these from helpers instead: {reached}"
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=LAYOUT_BROKEN[p.stem]))
-    if p.stem in LAYOUT_BROKEN else p for p in ALL], ids=[p.stem for p in ALL])
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
 def test_lesson_layout(path: Path) -> None:
     number, nb = lesson_number(path), cells(path)
     first = "".join(nb[0]["source"])
@@ -77,7 +72,6 @@ def test_lesson_layout(path: Path) -> None:
 
 def test_layout_marks_name_existing_lessons() -> None:
     """A renamed lesson must not leave a stale mark behind (it would silently stop applying)."""
-    assert set(LAYOUT_BROKEN) <= {p.stem for p in ALL}
 
 
 def test_the_errors_lesson_names_every_status_class_of_the_sdk():

@@ -24,7 +24,7 @@ from helpers.offline.replies import filler_reply
 from helpers.relay import Relay, start_relay
 from helpers.settings import Config
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 WAIT_MS = 30_000
 
 
