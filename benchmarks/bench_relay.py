@@ -84,12 +84,12 @@ def raise_open_file_limit() -> int:
 
 
 @contextmanager
-def process(*args: str):
+def process(*args: str, cwd: Path = ROOT):
     """Start a server that prints its URL on its first line; yield (url, pid)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "LLM_PROVIDER": "",
            "NODE_PATH": str(NODE_MODULES)}
     command = list(args) if args[0] == "node" else [sys.executable, *args]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd, env=env)
     try:
         line = proc.stdout.readline().strip()
         found = re.search(r"http://[^\s/]+(?:/v1)?", line)

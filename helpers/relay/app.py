@@ -38,7 +38,6 @@ from ..streams.sse import encode_event
 from ..tools.loop import Tool
 from .access import AccessToken
 from .bodies import BlogRequest, ChatRequest, error_response
-from .direct import DirectChat
 from .eventstream import EventStream, Last
 from .guards import MAX_UPLOAD_BYTES, Guards
 from .identity import TrustedProxies, client_identity
@@ -127,11 +126,6 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
     secret = config.api_key
     owns_client = client is None
     provider_client = client or relay_client(config, read_timeout=read_timeout)
-    # the hot request without the SDK's layers (direct.py): for the relay's own client, and
-    # not when the SDK's debug log is on (OPENAI_LOG=debug), which should show every request
-    direct = (DirectChat(provider_client, read_timeout=read_timeout)
-              if owns_client and not logging.getLogger("openai").isEnabledFor(logging.DEBUG)
-              else None)
     ask_for_usage = traits_for(config.provider, config.model).ask_for_usage
     shared = store if isinstance(store, Store) else open_store(store)
     limiter = Limiter(limits or Limits(), shared, TrustedProxies(trusted_proxies),
@@ -153,8 +147,6 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
             await shared.close()
         if owns_client:  # close the connection pools in the loop that opened them
             await provider_client.close()
-            if direct is not None:
-                await direct.aclose()
 
     app = FastAPI(title="Streaming chat relay", docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
@@ -187,7 +179,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                    "offline": config.provider == "offline"}  # the usage event's cost says so
         batches = (tool_batches(provider_client, config.model, messages, tools, **options)
                    if tools else upstream_batches(provider_client, config.model, messages,
-                                                  direct=direct, **options))
+                                                  **options))
         if ticket.limiter is not None:  # no limits: no wrapper to pass every batch through
             batches = ticket.metered(batches)
         return await anext(batches), batches

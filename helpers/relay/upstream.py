@@ -2,12 +2,12 @@
 
 Deliberate choices (measured in docs/performance.md):
 
-- **The SDK for the request, not for the body.** ``client.request(httpx2.Response, options,
-  stream=True)`` (what ``client.post`` calls, with its options built once) keeps the SDK's
-  auth, ``base_url``, retries and status exceptions, and skips ``chat.completions.create``'s
-  parameter transform (about 1 ms of CPU per request) and the pydantic
-  ``ChatCompletionChunk`` per chunk (about 150 µs each). The body is decoded by
-  :class:`helpers.streams.sse.SSEDecoder` and ``json.loads`` into plain dicts.
+- **The SDK's public API for the request, not for the body.** ``client.post("/chat/completions",
+  body=..., cast_to=httpx2.Response, stream=True)`` (the SDK README's way to call an endpoint
+  with a body of your own) keeps the SDK's auth, headers, ``base_url``, retries and status
+  exceptions, and skips ``chat.completions.create``'s per-request parameter transform and the
+  pydantic ``ChatCompletionChunk`` per chunk (about 150 µs each). The body is read as bytes
+  and decoded by :class:`helpers.streams.sse.SSEDecoder` and :class:`~.chunkreader.ChunkReader`.
 - **A text delta is not parsed twice the same way** (:class:`~.chunkreader.ChunkReader`,
   a module of its own).
 - **One batch per network read:** a fast provider's read holds many chunks, written to the
@@ -15,8 +15,9 @@ Deliberate choices (measured in docs/performance.md):
 - **The providers table decides** whether to ask for usage (``traits_for``), and
   ``find_usage`` alone knows where a chunk carries it; it runs only on chunks that mention
   ``"usage"`` at all.
-- **aiohttp's transport** (``relay_client``): its C parser hands over whatever bytes have
-  arrived; 15 µs versus 30 µs of CPU per chunk with the default httpx transport.
+- **aiohttp's transport** (``relay_client``: ``openai.DefaultAioHttpClient``): its C parser
+  hands over whatever bytes have arrived; 15 µs versus 30 µs of CPU per chunk with the
+  default httpx2 transport.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import anyio
 import httpx2
 import openai
@@ -33,36 +33,30 @@ from ..errors import IncompleteStream
 from ..money.labels import OFFLINE_HEADER, with_cost
 from ..streams.sse import SSEDecoder
 from .chunkreader import Batch, ChunkReader
-from .direct import CHAT_POST, DirectChat, Opened
 
-__all__ = ["Batch", "IncompleteStream", "relay_client", "upstream_batches"]
+__all__ = ["Batch", "ChunkReader", "IncompleteStream", "relay_client", "upstream_batches"]
+
 
 async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: list[dict],
                            *, ask_for_usage: bool = True, max_tokens: int | None = None,
-                           offline: bool = False, direct: DirectChat | None = None
-                           ) -> AsyncIterator[Batch]:
+                           offline: bool = False) -> AsyncIterator[Batch]:
     """Stream one chat completion; yield the relay's events, one batch per network read.
 
     Yields ``delta`` / ``reasoning`` events as text arrives, then one batch with ``usage``
     (when the provider reported it, wherever it put it; with its ``cost``, marked when
     ``offline`` or the offline provider's header says the counts are its own) and ``done``.
-    Raises the SDK's
-    exceptions on failure (``APIStatusError`` subclasses before the body,
-    ``APITimeoutError`` / ``APIConnectionError`` / ``APIError`` while reading it), or
-    :class:`IncompleteStream`. Closing the generator closes the provider connection.
-    ``direct`` sends the request without the SDK's layers (:mod:`helpers.relay.direct`),
-    which hands failures and retries back to the SDK.
+    Raises the SDK's exceptions on failure (``APIStatusError`` subclasses before the body,
+    after the SDK's retries; ``APITimeoutError`` / ``APIConnectionError`` / ``APIError``
+    while reading it), or :class:`IncompleteStream`. Closing the generator closes the
+    provider connection.
     """
     body: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
     if ask_for_usage:
         body["stream_options"] = {"include_usage": True}
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
-    http: Any = await direct.open(body) if direct is not None else None
-    if http is None:  # the SDK: no direct route, or its retries after a first attempt there
-        options = (direct.retry_options(body) if direct is not None  # = client.post's options
-                   else CHAT_POST.model_copy(update={"json_data": body}))
-        http = await client.request(httpx2.Response, options, stream=True)
+    http = await client.post("/chat/completions", body=body, cast_to=httpx2.Response,
+                             stream=True)
     decoder = SSEDecoder()
     reader = ChunkReader(http.request)
     try:
@@ -79,16 +73,13 @@ async def upstream_batches(client: openai.AsyncOpenAI, model: str, messages: lis
                 yield batch
             if failure is not None:
                 raise failure
-    except (TimeoutError, httpx2.TimeoutException) as exc:  # aiohttp's, or the SDK's
+    except (TimeoutError, httpx2.TimeoutException) as exc:  # aiohttp's, as the SDK maps it
         raise openai.APITimeoutError(http.request) from exc
-    except (httpx2.TransportError, aiohttp.ClientError) as exc:
+    except httpx2.TransportError as exc:
         raise openai.APIConnectionError(request=http.request) from exc
     finally:
-        if isinstance(http, Opened):
-            http.release()  # at once: no await that a cancellation could interrupt
-        else:
-            with anyio.CancelScope(shield=True):  # a cancelled task must still hang up
-                await http.aclose()
+        with anyio.CancelScope(shield=True):  # a cancelled task must still hang up
+            await http.aclose()
     if reader.finish_reason is None:
         raise IncompleteStream("The provider's stream ended before the answer finished")
     offline = offline or OFFLINE_HEADER in http.headers
