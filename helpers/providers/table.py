@@ -11,6 +11,13 @@ Deliberate choices:
 - Each record says when it was checked and where the fact comes from (``checked``, ``source``).
   ``offline_choice`` names the fields that are only the offline provider's own decision (not a
   documented fact about the real provider), so the lessons can say so.
+- The reasoning field: a reasoning model's thinking streams as text in a delta field whose name
+  differs by provider (``REASONING_FIELDS``, each with its source in ``REASONING_SOURCES``).
+  Readers accept every listed name (:func:`reasoning_text`), so a server the table does not
+  know is still read; a family's ``reasoning_field`` names the one it sends, which the offline
+  provider streams. No other module names a field (``tests/test_reasoning_field.py``); readers
+  read ``REASONING_FIELDS`` when called (the relay: once per stream), so a test can
+  ``monkeypatch.setattr`` it.
 - Usage placement is described by two fields: where usage goes without asking
   (``usage_unasked``) and where it goes when the client sends
   ``stream_options={"include_usage": true}`` (``usage_when_asked``; ``None``: the option is not
@@ -30,17 +37,19 @@ Deliberate choices:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .prices import CHECKED, PRICES, Price
 from .toolquirks import TOOL_CALLS, ToolCallQuirks
 
 __all__ = [
     "AUTO_ORDER", "CHECKED", "FAMILIES", "MODELS", "OFFLINE_KEY", "PRICES", "PROVIDERS",
-    "TOOL_CALLS",
+    "REASONING_CHECKED", "REASONING_FIELDS", "REASONING_SOURCES", "TOOL_CALLS",
     "USAGE_IN_CHOICE", "USAGE_PLACES", "USAGE_TOP_LEVEL", "USAGE_TRAILING", "Model", "Price",
     "Provider", "ToolCallQuirks", "WireTraits", "model_traits", "price_of",
-    "traits_for",
+    "reasoning_text", "traits_for",
 ]
 
 
@@ -49,6 +58,46 @@ USAGE_IN_CHOICE = "choices[0].usage"  # inside the only choice of the chunk with
 USAGE_TOP_LEVEL = "last chunk, top level"  # top-level, on the chunk with finish_reason
 USAGE_TRAILING = "trailing chunk"  # an extra chunk with empty choices and top-level usage
 USAGE_PLACES = (USAGE_IN_CHOICE, USAGE_TOP_LEVEL, USAGE_TRAILING)
+
+#: The delta fields providers stream a reasoning model's thinking under, as text. A chunk with
+#: any of them is reasoning; when a chunk carries more than one (a server that sends the new
+#: name and the old with the same text), the first listed wins, so nothing is counted twice.
+REASONING_FIELDS: tuple[str, ...] = ("reasoning_content", "reasoning")
+REASONING_CHECKED = "2026-12-04"
+#: field -> who streams it, and where that is written down (checked on REASONING_CHECKED)
+REASONING_SOURCES: dict[str, str] = {
+    "reasoning_content": (
+        "DeepSeek: api-docs.deepseek.com/guides/thinking_mode_api_example_streaming "
+        "(delta.reasoning_content); Moonshot's Kimi thinking models: platform.moonshot.ai "
+        "docs (kimi-k2-thinking); vLLM up to v0.10: docs.vllm.ai/en/v0.10.0/features/"
+        "reasoning_outputs.html (kept as an alias in v0.11.2: docs.vllm.ai/en/v0.11.2/"
+        "features/reasoning_outputs/)"),
+    "reasoning": (
+        "vLLM: docs/features/reasoning_outputs.md on github.com/vllm-project/vllm main "
+        "(docs.vllm.ai/en/latest): delta.reasoning, \"`reasoning` used to be called "
+        "`reasoning_content`. To migrate, directly replace `reasoning_content` with "
+        "`reasoning`\"; renamed in github.com/vllm-project/vllm/pull/27752 (2025-11-08); "
+        "Ollama: github.com/ollama/ollama openai/openai.go (ChunkChoice.Delta.Reasoning, json "
+        "'reasoning', the model's thinking; docs.ollama.com/api/openai-compatibility names "
+        "only the request fields); OpenRouter: openrouter.ai/docs/guides/best-practices/"
+        "reasoning-tokens (delta.reasoning; reasoning_details beside it is a list of typed "
+        "objects, not text, so it is not listed here)"),
+}
+
+
+def reasoning_text(get: Callable[[str], Any],
+                   fields: Sequence[str] | None = None) -> tuple[str, str] | None:
+    """Return ``(field, text)`` for the first listed reasoning field with text, or None.
+
+    Args:
+        get: reads one field of a delta (``delta.get`` for parsed JSON).
+        fields: the names to try (default: ``REASONING_FIELDS``, read now).
+    """
+    for name in REASONING_FIELDS if fields is None else fields:
+        value = get(name)
+        if isinstance(value, str) and value:
+            return name, value
+    return None
 
 
 @dataclass(frozen=True)
@@ -60,7 +109,7 @@ class WireTraits:
     usage_unasked: str | None  # where usage goes with no stream_options (None: nowhere)
     usage_when_asked: str | None  # where it goes with include_usage (None: not honoured)
     keep_alive: bool  # ": keep-alive" SSE comment lines while the request waits
-    reasoning_field: str | None  # the delta field that streams the model's reasoning
+    reasoning_field: str | None  # the one of REASONING_FIELDS it streams reasoning in (None: none)
     tool_calls: ToolCallQuirks | None = None  # tool-call quirks (a slot, see ToolCallQuirks)
     checked: str = CHECKED
     source: str = ""
