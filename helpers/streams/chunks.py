@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 
+from ..providers import table
 from .usage import find_usage
 
 _Chunks = Iterable[ChatCompletionChunk]
@@ -51,14 +52,17 @@ def chunk_text(chunk: ChatCompletionChunk) -> str:
 
 
 def chunk_reasoning(chunk: ChatCompletionChunk) -> str:
-    """Return the reasoning text this chunk adds (``delta.reasoning_content``), if any."""
+    """Return the reasoning text this chunk adds, if any, in any field the provider table lists.
+
+    The SDK declares no reasoning field, so the value is an extra one: an attribute of the
+    delta, kept in ``delta.model_extra`` too. The first listed field with text wins.
+    """
     if not chunk.choices:
         return ""
     delta = chunk.choices[0].delta
-    value = getattr(delta, "reasoning_content", None)
-    if value is None and delta.model_extra:
-        value = delta.model_extra.get("reasoning_content")
-    return value if isinstance(value, str) else ""
+    extra = delta.model_extra or {}
+    found = table.reasoning_text(lambda name: getattr(delta, name, None) or extra.get(name))
+    return found[1] if found else ""
 
 
 def chunk_finish_reason(chunk: ChatCompletionChunk) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from ..providers import table
 from ..settings import Config
 from .usage import find_usage
 
@@ -59,7 +60,11 @@ class WireSummary:
 
 
 def describe_wire(lines: list[str]) -> WireSummary:
-    """Summarise raw SSE lines: comment lines, data chunks, reasoning, usage placement, [DONE]."""
+    """Summarise raw SSE lines: comment lines, data chunks, reasoning, usage placement, [DONE].
+
+    A reasoning chunk is one with text in any field the provider table lists
+    (``REASONING_FIELDS``).
+    """
     summary = WireSummary()
     for line in lines:
         if line.startswith(":"):
@@ -75,7 +80,7 @@ def describe_wire(lines: list[str]) -> WireSummary:
         summary.chunks += 1
         for choice in payload.get("choices") or []:
             delta = choice.get("delta") or {}
-            summary.reasoning_chunks += bool(delta.get("reasoning_content"))
+            summary.reasoning_chunks += table.reasoning_text(delta.get) is not None
             summary.content_chunks += bool(delta.get("content"))
         where = usage_location(payload)
         if where:

@@ -13,7 +13,9 @@ Providers differ (the table in :mod:`helpers.providers.table` says how), so the 
 - A new id on an index that already has a different one (a server that sends index 0 for every
   call) opens a new call: two calls never glue into invalid JSON.
 - Content and reasoning before, between or after the calls are kept (Moonshot sends content
-  first). A call that never got an id gets ``call_<n>``, so it can still be answered.
+  first). Reasoning is read from any field the provider table lists (``REASONING_FIELDS``) and
+  sent back under the field it came in. A call that never got an id gets ``call_<n>``, so it
+  can still be answered.
 
 Chunks may be the SDK's objects or plain dicts; pieces are read from ``model_dump`` with
 ``exclude_unset``, so a field the server left out is told apart from one it sent as null.
@@ -26,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..providers import table
 from .usage import find_usage
 
 __all__ = ["Event", "ToolCall", "ToolCallAssembler", "assemble_tool_calls"]
@@ -78,6 +81,7 @@ class ToolCallAssembler:
 
     content: str = ""
     reasoning: str = ""
+    reasoning_field: str | None = None  # the field the reasoning came in (the table's name)
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None  # wherever the provider put it (find_usage)
     calls: list[ToolCall] = field(default_factory=list)
@@ -94,10 +98,10 @@ class ToolCallAssembler:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            for key in ("reasoning_content", "reasoning"):
-                if isinstance(delta.get(key), str) and delta[key]:
-                    self.reasoning += delta[key]
-                    events.append(Event("reasoning", delta[key]))
+            if thought := table.reasoning_text(delta.get):
+                self.reasoning_field = self.reasoning_field or thought[0]
+                self.reasoning += thought[1]
+                events.append(Event("reasoning", thought[1]))
             if isinstance(delta.get("content"), str) and delta["content"]:
                 self.content += delta["content"]
                 events.append(Event("content", delta["content"]))
@@ -167,13 +171,18 @@ class ToolCallAssembler:
             call.id = call.id or f"call_{call.index}"
         return list(self.calls)
 
-    def message(self, reasoning_field: str = "reasoning_content") -> dict[str, Any]:
-        """Return the assistant message to send back (reasoning kept: Kimi thinking needs it)."""
+    def message(self, reasoning_field: str | None = None) -> dict[str, Any]:
+        """Return the assistant message to send back (reasoning kept: Kimi thinking needs it).
+
+        Args:
+            reasoning_field: the field to send the reasoning in (default: the one it came in).
+        """
         message: dict[str, Any] = {"role": "assistant", "content": self.content or None}
         if self.calls:
             message["tool_calls"] = [c.as_dict() for c in self.tool_calls]
-        if self.reasoning:
-            message[reasoning_field] = self.reasoning
+        name = reasoning_field or self.reasoning_field
+        if self.reasoning and name:
+            message[name] = self.reasoning
         return message
 
 
