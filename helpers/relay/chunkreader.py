@@ -5,6 +5,11 @@
   next are read by slicing out the text's JSON string. Anything else is parsed in full.
 - ``find_usage`` alone knows where a chunk carries usage; it runs only on chunks that mention
   ``"usage"`` at all.
+- The reasoning fields are the provider table's (``REASONING_FIELDS``), read once per stream
+  when the reader is made: a test that changes the table sees the next stream follow. The
+  rule of :func:`helpers.providers.table.reasoning_text` (the first listed field with text
+  wins) is inlined in :func:`_fold`: calling it cost 0.15-0.2 µs a chunk on the reference
+  path (2.2 µs), measured with a 200-chunk stream.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import httpx2
 import openai
 
+from ..providers import table
 from ..streams.usage import find_usage
 
 __all__ = ["Batch", "ChunkReader"]
@@ -44,8 +50,11 @@ def _usage(value: Any) -> dict[str, int] | None:
 
 
 def _fold(chunk: Any, batch: Batch, request: httpx2.Request | None,
-          finish_reason: str | None) -> str | None:
-    """Add one chunk's text events to ``batch``; return the updated finish_reason."""
+          finish_reason: str | None, fields: tuple[str, ...]) -> str | None:
+    """Add one chunk's text events to ``batch``; return the updated finish_reason.
+
+    ``fields``: the reasoning fields to read (the table's); the first with text wins.
+    """
     if not isinstance(chunk, dict):
         raise ValueError("a stream chunk is not a JSON object")
     if chunk.get("error"):  # a failure in mid-stream, the way the SDK reports it
@@ -55,8 +64,11 @@ def _fold(chunk: Any, batch: Batch, request: httpx2.Request | None,
                               body=error)
     for choice in (chunk.get("choices") or ())[:1]:
         delta = choice.get("delta") or {}
-        if thought := delta.get("reasoning_content"):
-            batch.append(("reasoning", {"content": thought}))
+        for name in fields:
+            thought = delta.get(name)
+            if thought and type(thought) is str:
+                batch.append(("reasoning", {"content": thought}))
+                break
         if text := delta.get("content"):
             batch.append(("delta", {"content": text}))
         if choice.get("finish_reason"):
@@ -84,6 +96,7 @@ class ChunkReader:
         self._head: str | None = None
         self._tail = ""
         self._tries = _LEARN_TRIES if fast else 0
+        self._fields = table.REASONING_FIELDS  # looked up once per stream
 
     def feed(self, payload: str, batch: Batch) -> bool:
         """Add one chunk's events to ``batch``; False at ``[DONE]``. Raises on an error chunk."""
@@ -99,7 +112,7 @@ class ChunkReader:
             return False
         chunk = json.loads(payload)
         mark = len(batch)
-        self.finish_reason = _fold(chunk, batch, self.request, self.finish_reason)
+        self.finish_reason = _fold(chunk, batch, self.request, self.finish_reason, self._fields)
         if '"usage"' in payload and (found := find_usage(chunk)):
             self.usage = _usage(found[1]) or self.usage
         elif (self._tries and self.finish_reason is None and len(batch) == mark + 1
@@ -120,7 +133,7 @@ class ChunkReader:
             probe: Batch = []
             try:
                 chunk = json.loads(head + encode_basestring(_PROBE) + tail)
-                finish = _fold(chunk, probe, self.request, None)
+                finish = _fold(chunk, probe, self.request, None, self._fields)
             except Exception:
                 return
             if probe == [("delta", {"content": _PROBE})] and finish is None \
