@@ -67,7 +67,8 @@ def check_lesson6_ex2(split_thinking: Any) -> str:
         _require(got is not None, "split_thinking returned None: return (reasoning, answer)")
         reasoning, answer = got
         _require(answer == reply.text, f"{model}: the answer differs (join delta.content)")
-        _require((reasoning or "") == reply.reasoning,
-                 f"{model}: the reasoning differs (join delta.reasoning_content; models "
-                 "without it give '')")
+        field = model_traits(model).reasoning_field  # the table's name for this model
+        where = (f"join delta.{field}, an extra field: delta.model_extra['{field}']" if field
+                 else f"{model} streams none: give ''")
+        _require((reasoning or "") == reply.reasoning, f"{model}: the reasoning differs ({where})")
     return "reasoning and answer kept apart for deepseek-reasoner and kimi-k2-thinking."

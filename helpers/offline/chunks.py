@@ -75,8 +75,12 @@ def _sse(payload: dict, ascii_only: bool = False) -> bytes:
 
 async def stream_events(plan: Plan, ident: str, answer: Answer, gate: HoldGate,
                         counters: Counters) -> AsyncIterator[tuple[str, bytes]]:
-    """Yield an answer's (kind, bytes) wire events: its reasoning, its text, a fault if asked."""
-    field = plan.traits.reasoning_field or "reasoning_content"
+    """Yield an answer's (kind, bytes) wire events: its reasoning, its text, a fault if asked.
+
+    The reasoning streams in the family's ``reasoning_field``; a family without one has no
+    reasoning to stream (:func:`compose_answer` composes none).
+    """
+    field = plan.traits.reasoning_field
     deltas = [{field: p} for p in answer.thoughts] + [{"content": p} for p in answer.pieces]
     cut_at = None
     if plan.fault in STREAM_FAULTS:

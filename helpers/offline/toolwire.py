@@ -75,7 +75,7 @@ def _usage(plan: Plan, body: dict, turn: ToolTurn, completion: int) -> dict[str,
 def _deltas(plan: Plan, turn: ToolTurn) -> tuple[list[dict], int]:
     """Return the deltas after the role chunk, and the completion tokens they cost."""
     q = plan.traits.tool_calls or ToolCallQuirks("call_")
-    field = plan.traits.reasoning_field or "reasoning_content"
+    field = plan.traits.reasoning_field  # thoughts only when the family streams reasoning
     deltas: list[dict] = [{field: p} for p in split_pieces(turn.thoughts)]
     deltas += [{"content": p} for p in split_pieces(turn.preamble or turn.text)]
     tokens = count_tokens(turn.thoughts) + count_tokens(turn.preamble or turn.text)
@@ -87,8 +87,8 @@ def _deltas(plan: Plan, turn: ToolTurn) -> tuple[list[dict], int]:
 
 def _message(plan: Plan, turn: ToolTurn) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": turn.preamble or turn.text or None}
-    if turn.thoughts:
-        message[plan.traits.reasoning_field or "reasoning_content"] = turn.thoughts
+    if turn.thoughts and plan.traits.reasoning_field:
+        message[plan.traits.reasoning_field] = turn.thoughts
     if turn.calls:
         message["tool_calls"] = [{"id": c.id, "type": "function", "function":
                                   {"name": c.name, "arguments": c.arguments}}
