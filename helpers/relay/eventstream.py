@@ -17,19 +17,25 @@ Deliberate choices (measured in docs/performance.md):
   body that has ``more_body=False`` together with the chunked encoding's end.
 - **sse-starlette's headers:** ``Cache-Control: no-store``, ``X-Accel-Buffering: no``
   (nginx streams it), ``Connection: keep-alive``.
+- **One response for every answer:** a plain answer streams :func:`answer_frames` (its events
+  as they come); a resumable one streams its frames from the store (:mod:`.resume`). Both
+  are an ``EventStream``, so the headers, keep-alives and hang-up handling are the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from typing import Any
 
+import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..streams.sse import encode_comment
+from ..streams.sse import encode_comment, encode_event
+from .chunkreader import Batch
 
-__all__ = ["PING_SECONDS", "EventStream", "Last"]
+__all__ = ["PING_SECONDS", "EventStream", "Last", "answer_frames"]
 
 #: Seconds of silence before a keep-alive comment (sse-starlette's default too).
 PING_SECONDS = 15.0
@@ -147,3 +153,27 @@ class EventStream(StreamingResponse):
                 await send({"type": "http.response.body", "body": _PING, "more_body": True})
         except Exception:  # the stream's own write reports a broken connection
             pass
+
+
+def _frames(batch: Batch) -> bytes:
+    data = b"".join(encode_event(name, data) for name, data in batch)
+    return Last(data) if batch and batch[-1][0] == "done" else data  # ends with it
+
+
+async def answer_frames(first: Batch, events: AsyncIterator[Batch],
+                        failure: Callable[[Exception], dict[str, Any]]) -> AsyncIterator[bytes]:
+    """An answer's SSE bytes, one item per batch, from ``first`` on; the last one a :class:`Last`.
+
+    A failure after ``first`` becomes one ``error`` event (``failure(exc)`` is its data).
+    Closing this closes ``events`` (shielded: a cancelled task must still hang up upstream).
+    """
+    try:
+        yield _frames(first)
+        async for batch in events:  # one write per upstream read
+            yield _frames(batch)
+            await asyncio.sleep(0)  # notice a hang-up while the provider's bytes are waiting
+    except Exception as exc:
+        yield Last(encode_event("error", failure(exc)))
+    finally:
+        with anyio.CancelScope(shield=True):
+            await events.aclose()  # type: ignore[attr-defined]
