@@ -53,9 +53,6 @@ TABLE_MODULES = {"helpers/providers/table.py", "helpers/providers/toolquirks.py"
                  "helpers/providers/recordings.py"}
 #: Dict keys that are the lessons' column names (comparison_table(columns=...)), not fields.
 COLUMN_KEYS = {("helpers/providers/markdown.py", "reasoning")}
-#: Modules that still name the field, in another engineer's care (issue 21, point 3): the
-#: strict xfail below turns red once they no longer do, so this set is emptied then.
-PENDING = {"helpers/offline/calls.py", "helpers/offline/server.py"}
 NEW = "thinking"  # a name no provider in the table uses
 QUESTION = "什么是勾股定理？"
 ADD = {"type": "function", "function": {"name": "add", "parameters": {
@@ -149,7 +146,7 @@ def scan(paths: list[Path]) -> list[str]:
 
 def helpers_modules() -> list[Path]:
     return [p for p in sorted((ROOT / "helpers").rglob("*.py"))
-            if p.relative_to(ROOT).as_posix() not in TABLE_MODULES | PENDING]
+            if p.relative_to(ROOT).as_posix() not in TABLE_MODULES]
 
 
 REFUSED = [
@@ -189,13 +186,6 @@ def test_the_scan_allows_a_column_name_as_a_dict_key_only_where_told():
 
 def test_no_module_outside_the_table_names_a_reasoning_field():
     assert scan(helpers_modules()) == []
-
-
-@pytest.mark.xfail(strict=True, reason="calls.py and server.py still name the field: a "
-                                       "literal fallback and Kimi's error text (their owner's "
-                                       "change; then empty PENDING)")
-def test_the_pending_modules_no_longer_name_a_reasoning_field():
-    assert scan([ROOT / p for p in sorted(PENDING)]) == []
 
 
 # -- the table -------------------------------------------------------------------------------

@@ -259,11 +259,11 @@ def plan_tool_turn(body: dict, plan: Plan) -> ToolTurn | None:
     if thinking and WEB_SEARCH in offered:
         raise BadRequest(f"'{WEB_SEARCH}' needs thinking disabled: send "
                          f"thinking={{\"type\": \"disabled\"}}")
-    if thinking and quirks.reasoning_in_tool_turns:
+    field = plan.traits.reasoning_field
+    if thinking and quirks.reasoning_in_tool_turns and field:
         for i, m in enumerate(plan.messages):
-            if m.get("role") == "assistant" and m.get("tool_calls") and \
-                    not m.get(plan.traits.reasoning_field or "reasoning_content"):
-                raise BadRequest(f"thinking is enabled but reasoning_content is missing in "
+            if m.get("role") == "assistant" and m.get("tool_calls") and not m.get(field):
+                raise BadRequest(f"thinking is enabled but {field} is missing in "
                                  f"assistant tool call message at index {i}")
     question = next((message_text(m) for m in reversed(plan.messages)
                      if m.get("role") == "user"), "")

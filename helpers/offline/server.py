@@ -244,9 +244,8 @@ class OfflineProvider:
             return error_response(exc.status, str(exc), "invalid_request_error")
         if not plan.stream:
             message: dict[str, Any] = {"role": "assistant", "content": "".join(answer.pieces)}
-            if answer.thoughts:
-                message[plan.traits.reasoning_field or "reasoning_content"] = \
-                    "".join(answer.thoughts)
+            if answer.thoughts and plan.traits.reasoning_field:
+                message[plan.traits.reasoning_field] = "".join(answer.thoughts)
             return JSONResponse({
                 "id": ident, "object": "chat.completion", "created": int(time.time()),
                 "model": plan.model, "usage": answer.usage,
