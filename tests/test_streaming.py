@@ -73,6 +73,22 @@ def test_reasoning_is_kept_apart_from_text():
     assert (result.reasoning, result.text) == ("think more", "answer")
 
 
+def test_on_text_gets_the_answer_and_on_reasoning_the_thinking():
+    chunks = [make({"role": "assistant", "content": ""}),
+              make({"reasoning_content": "think "}), make({"reasoning_content": "more"}),
+              make({"content": "ans"}), make({"content": "wer"}), make({}, "stop")]
+    text: list[str] = []
+    thoughts: list[str] = []
+    collect(chunks, on_text=text.append, on_reasoning=thoughts.append)
+    assert (text, thoughts) == (["ans", "wer"], ["think ", "more"])
+    text.clear()
+    collect(chunks, on_text=text.append)  # no reasoning callback: the thinking is not text
+    assert text == ["ans", "wer"]
+    thoughts.clear()
+    asyncio.run(acollect(agen(chunks), on_text=text.append, on_reasoning=thoughts.append))
+    assert thoughts == ["think ", "more"]
+
+
 def fake_clock(step: float = 0.5):
     counter = itertools.count()
     return lambda: next(counter) * step

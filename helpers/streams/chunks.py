@@ -114,6 +114,7 @@ class StreamResult:
             self.pieces.append(text or thought)
         self.text += text
         self.reasoning += thought
+        self._added = text, thought  # for collect's callbacks
         self.finish_reason = chunk_finish_reason(chunk) or self.finish_reason
         self.usage = chunk_usage(chunk) or self.usage
         return text or thought
@@ -157,8 +158,19 @@ def _begin(source: object, started: float | None,
     return StreamResult(started=now, from_request=False), source
 
 
+def _tell(result: StreamResult, on_text: Callable[[str], None] | None,
+          on_reasoning: Callable[[str], None] | None) -> None:
+    """Pass what the last chunk added to the callback for its kind (answer or thinking)."""
+    text, thought = result._added
+    if thought and on_reasoning is not None:
+        on_reasoning(thought)
+    if text and on_text is not None:
+        on_text(text)
+
+
 def collect(source: ChunkSource, *, started: float | None = None,
             on_text: Callable[[str], None] | None = None,
+            on_reasoning: Callable[[str], None] | None = None,
             clock: Callable[[], float] = time.perf_counter) -> StreamResult:
     """Consume a stream and return its text, usage, finish_reason and timings.
 
@@ -168,15 +180,16 @@ def collect(source: ChunkSource, *, started: float | None = None,
             before it is sent; or a stream (or any iterable of chunks) already made.
         started: when the request was sent, if you made it yourself (``clock()`` before
             ``create``); without it a stream already made has no time to first token.
-        on_text: called with each piece of text as it arrives (to print it live).
+        on_text: called with each piece of the answer's text as it arrives (to print it live).
+        on_reasoning: called with each piece of a reasoning model's thinking as it arrives
+            (never passed to ``on_text``: the answer and the thinking stay apart).
         clock: the time source, replaceable in tests.
     """
     result, chunks = _begin(source, started, clock)
     try:
         for chunk in chunks:  # type: ignore[attr-defined]
-            added = result.add(chunk, clock())
-            if added and on_text is not None:
-                on_text(added)
+            result.add(chunk, clock())
+            _tell(result, on_text, on_reasoning)
     finally:
         result.ended = clock()
     return result
@@ -184,6 +197,7 @@ def collect(source: ChunkSource, *, started: float | None = None,
 
 async def acollect(source: AsyncChunkSource, *, started: float | None = None,
                    on_text: Callable[[str], None] | None = None,
+                   on_reasoning: Callable[[str], None] | None = None,
                    clock: Callable[[], float] = time.perf_counter) -> StreamResult:
     """Consume an async stream; the async twin of :func:`collect` (a callable may be async)."""
     result, chunks = _begin(source, started, clock)
@@ -191,9 +205,8 @@ async def acollect(source: AsyncChunkSource, *, started: float | None = None,
         chunks = await chunks
     try:
         async for chunk in chunks:  # type: ignore[attr-defined]
-            added = result.add(chunk, clock())
-            if added and on_text is not None:
-                on_text(added)
+            result.add(chunk, clock())
+            _tell(result, on_text, on_reasoning)
     finally:
         result.ended = clock()
     return result
