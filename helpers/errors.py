@@ -32,8 +32,8 @@ import openai
 
 from .settings import mask_key
 
-__all__ = ["FRIENDLY", "Failure", "IncompleteStream", "describe_error", "describe_failure",
-           "error_summary", "friendly_message", "scrub"]
+__all__ = ["FRIENDLY", "Failure", "IncompleteStream", "RelayFailure", "describe_error",
+           "describe_failure", "error_summary", "friendly_message", "scrub"]
 
 #: (exception class, what to tell the user), most specific first.
 FRIENDLY: tuple[tuple[type[BaseException], str], ...] = (
@@ -71,6 +71,12 @@ _HINTS = {
 
 class IncompleteStream(Exception):
     """The provider's stream ended without a finish_reason."""
+
+
+class RelayFailure(Exception):
+    """The relay itself failed (its store, say), not the provider: ``relay_error``, never
+    ``upstream_error``. Its text is the message, e.g. "The relay failed while storing the
+    answer (InterfaceError)"; the cause is chained."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,8 @@ def _relay_terms(exc: BaseException,
         return 502, str(body.get("type") or "upstream_error"), exc.message, None
     if isinstance(exc, IncompleteStream):
         return 502, "incomplete_stream", str(exc), None
+    if isinstance(exc, RelayFailure):
+        return 500, "relay_error", str(exc), None
     return 502, "upstream_error", f"The provider's stream failed ({type(exc).__name__})", None
 
 

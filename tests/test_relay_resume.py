@@ -10,8 +10,12 @@ that a stopped or abandoned answer closed it.
 # ruff: noqa: F811  (store_url: a fixture imported from tests/redis_server.py)
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from tcp_cutter import TcpCutter
 from helpers.offline import OfflineProvider
 from helpers.offline.replies import filler_reply
 from helpers.relay import Relay, start_relay
+from helpers.relay.store import SQLiteStore
 from helpers.settings import Config
 
 pytestmark = pytest.mark.timeout(120)
@@ -154,3 +159,74 @@ def test_clients_that_do_not_ask_keep_the_plain_stream(offline: OfflineProvider)
                           timeout=30).text
         assert relay.app.state.limiter.store.path is None  # no answer was stored
     assert "id:" not in body and body.endswith('event: done\ndata: {"finish_reason":"stop"}\n\n')
+
+
+def ending(body: str, plain: str) -> str:
+    """"exact" if ``body`` is the plain answer with ids, else how it ended."""
+    if re.sub(r"^id: .*\n", "", body, flags=re.M) == plain:
+        return "exact"
+    return body.rstrip("\n").rpartition("event: ")[2] or "nothing"
+
+
+def test_many_concurrent_resumable_answers_are_all_byte_exact(
+        offline: OfflineProvider, store_url: str) -> None:
+    """Issue 22: flat out, some answers ended in an ``upstream_error`` the relay's own store
+    raised (SQLite: a cursor released outside the store's lock; Redis: the client's pool ran
+    out). Every resumable answer is the plain one plus its ids, and ends in ``done``."""
+    config = Config("offline", offline.base_url, "moonshot-v1-8k", FAKE_KEY)
+    question = {"question": "What is a prime number?", "history": []}
+    answers, at_once = 300, 100
+
+    async def ask_all(url: str, plain: str) -> list[str]:
+        limits = httpx.Limits(max_connections=at_once)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            async def one() -> str:
+                try:
+                    response = await client.post(url, json={**question, "resumable": True})
+                except httpx.HTTPError as exc:
+                    return f"cut: {type(exc).__name__}"
+                return ending(response.text, plain)
+            tasks = [asyncio.ensure_future(one()) for _ in range(answers)]
+            done, hung = await asyncio.wait(tasks, timeout=60)
+            for task in hung:
+                task.cancel()
+            await asyncio.gather(*hung, return_exceptions=True)
+            return [task.result() for task in done] + ["hung"] * len(hung)
+
+    with start_relay(config, jupyter=False, name="relay-resume-many", store=store_url) as relay:
+        url = relay.url + "api/chat/stream"
+        plain = httpx.post(url, json=question, timeout=30).text
+        assert plain.endswith('event: done\ndata: {"finish_reason":"stop"}\n\n')
+        endings = Counter(asyncio.run(ask_all(url, plain)))
+    assert endings == {"exact": answers}, endings
+    assert offline.stats()["completed"] == answers + 1
+
+
+class FailingStore(SQLiteStore):
+    """A SQLite store whose second append fails, as issue 22's did."""
+
+    appends = 0
+
+    async def append(self, answer: str, seq: int, events: list[bytes]) -> None:
+        self.appends += 1
+        if self.appends == 2:
+            raise sqlite3.InterfaceError("bad parameter or other API misuse")
+        await super().append(answer, seq, events)
+
+
+def test_a_store_failure_is_the_relays_error_not_the_providers(
+        offline: OfflineProvider, tmp_path: Path) -> None:
+    config = Config("offline", offline.base_url, "moonshot-v1-8k", FAKE_KEY)
+    store = FailingStore(tmp_path / "s.sqlite3")
+    try:
+        with start_relay(config, jupyter=False, name="relay-resume-failing", store=store) as relay:
+            body = httpx.post(relay.url + "api/chat/stream", timeout=30,
+                              json={"question": SLOW, "resumable": True}).text
+    finally:
+        asyncio.run(store.close())
+    name, _, data = body.rstrip("\n").rpartition("event: ")[2].partition("\ndata: ")
+    assert name == "error" and json.loads(data) == {
+        "type": "relay_error", "status": None,
+        "message": "The relay failed while storing the answer (InterfaceError)"}
+    assert "event: delta" in body  # the first batch, stored before the failure
+    offline.wait_for(lambda s: s["disconnects"] == 1, timeout=10)  # the upstream was closed

@@ -54,7 +54,11 @@ class RedisStore(Store):
 
         self.url = url
         self.prefix = prefix
-        self._redis = redis.Redis.from_url(url)
+        # A pool that waits for a free connection: redis-py's default one raises
+        # MaxConnectionsError beyond 100 at once, and every resumable answer uses up to three
+        # (its producer, watcher and reader): issue 22, at c = 100.
+        self._redis = redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(
+            url, max_connections=100, timeout=30))
         self._take = self._redis.register_script(_TAKE_STREAM)
         self._hit = self._redis.register_script(_HIT)
         self._reserve = self._redis.register_script(_RESERVE)

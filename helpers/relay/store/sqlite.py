@@ -86,11 +86,17 @@ class SQLiteStore(Store):
         return self._conn
 
     def _tx(self, work: Callable[[sqlite3.Connection, float], T], write: bool = True) -> T:
+        # ``work`` returns plain values, never a cursor. A cursor keeps its cached statement
+        # (executemany's does), and releasing it resets that statement: on the event loop's
+        # thread, outside the lock, while another worker thread runs the same statement, so
+        # that thread skipped its own reset and its next bind found the statement busy
+        # (issue 22: sqlite3.InterfaceError "bad parameter or other API misuse").
         with self._lock:
             db = self._db()
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 result = work(db, time.time())
+                assert not isinstance(result, sqlite3.Cursor), "a cursor must stay in _tx"
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -113,7 +119,7 @@ class SQLiteStore(Store):
 
     async def drop_stream(self, client: str, lease: str) -> None:
         await self._run(lambda db, now: db.execute("DELETE FROM streams WHERE lease = ?",
-                                                   (lease,)))
+                                                   (lease,)).rowcount)
 
     async def hit(self, client: str, limit: int, window: float) -> float | None:
         def work(db: sqlite3.Connection, now: float) -> float | None:
@@ -141,7 +147,7 @@ class SQLiteStore(Store):
     async def adjust(self, client: str, day: str, delta: float) -> None:
         await self._run(lambda db, now: db.execute(
             "INSERT INTO budget VALUES (?, ?, ?) ON CONFLICT (client, day) "
-            "DO UPDATE SET used = used + excluded.used", (client, day, delta)))
+            "DO UPDATE SET used = used + excluded.used", (client, day, delta)).rowcount)
 
     async def used(self, client: str, day: str) -> float:
         row = await self._run(lambda db, now: db.execute(
@@ -161,12 +167,12 @@ class SQLiteStore(Store):
     async def append(self, answer: str, seq: int, events: list[bytes]) -> None:
         rows = [(answer, seq + i, data) for i, data in enumerate(events)]
         await self._run(lambda db, now: db.executemany("INSERT INTO events VALUES (?, ?, ?)",
-                                                       rows))
+                                                       rows).rowcount)
 
     async def finish(self, answer: str, keep: float) -> None:
         await self._run(lambda db, now: db.execute(
             "UPDATE answers SET state = 'finished', expires = ? WHERE id = ?",
-            (now + keep, answer)))
+            (now + keep, answer)).rowcount)
 
     async def read(self, answer: str, after: int) -> tuple[str | None, list[tuple[int, bytes]]]:
         def work(db: sqlite3.Connection, now: float) -> tuple[str | None, list]:
@@ -181,7 +187,7 @@ class SQLiteStore(Store):
 
     async def touch(self, answer: str) -> None:
         await self._run(lambda db, now: db.execute("UPDATE answers SET seen = ? WHERE id = ?",
-                                                   (now, answer)))
+                                                   (now, answer)).rowcount)
 
     async def seen(self, answer: str) -> tuple[float, bool]:
         row = await self._run(lambda db, now: db.execute(
@@ -189,9 +195,9 @@ class SQLiteStore(Store):
         return (float(row[0]), bool(row[1])) if row else (0.0, True)
 
     async def ask_stop(self, answer: str) -> bool:
-        cursor = await self._run(lambda db, now: db.execute(
-            "UPDATE answers SET stop = 1 WHERE id = ? AND expires >= ?", (answer, now)))
-        return cursor.rowcount > 0
+        changed = await self._run(lambda db, now: db.execute(
+            "UPDATE answers SET stop = 1 WHERE id = ? AND expires >= ?", (answer, now)).rowcount)
+        return changed > 0
 
     async def close(self) -> None:
         with self._lock:
