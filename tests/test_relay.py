@@ -134,6 +134,24 @@ def test_stream_sends_deltas_then_usage_then_done(app: Any, offline: OfflineProv
     assert (stats["chat_requests"], stats["completed"]) == (1, 1)
 
 
+def test_a_resumable_answer_is_the_same_response_with_ids(relay: Relay) -> None:
+    """One response path: ``"resumable": true`` adds an id to each event and the answer's
+    header, nothing else (the same headers, the same event bytes)."""
+    question = "What is the Pythagorean theorem?"
+    plain, resumable = (httpx.post(relay.url + "api/chat/stream", timeout=30,
+                                   json={"question": question, "resumable": flag})
+                        for flag in (False, True))
+    answer = resumable.headers["x-relay-answer"]
+    assert "x-relay-answer" not in plain.headers
+    for name in ("content-type", "cache-control", "x-accel-buffering", "connection"):
+        assert resumable.headers[name] == plain.headers[name], name
+    lines = resumable.text.split("\n")
+    ids = [line for line in lines if line.startswith("id: ")]
+    assert ids == [f"id: {answer}.{n}" for n in range(1, len(ids) + 1)]
+    assert "\n".join(line for line in lines if not line.startswith("id: ")) == plain.text
+    assert len(ids) == plain.text.count("event: ")
+
+
 def test_reasoning_model_streams_reasoning_events_first(offline: OfflineProvider) -> None:
     config = Config("offline", offline.base_url, "kimi-k2-thinking", "test-key")
     question = "What is a derivative?"

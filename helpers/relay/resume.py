@@ -33,10 +33,10 @@ import anyio
 import anyio.lowlevel
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from sse_starlette import EventSourceResponse
 
 from ..streams.sse import encode_event
 from .bodies import error_response
+from .eventstream import EventStream
 from .store import Store
 from .upstream import Batch
 
@@ -97,9 +97,10 @@ class Answers:
 
     def _response(self, answer: str, after: int, attached: bool = False) -> Response:
         # The answer's id in a header too: a page that stops before the first event arrives
-        # (the provider still thinking) can still tell the relay which answer to stop.
-        return EventSourceResponse(self._follow(answer, after, attached), sep="\n",
-                                   headers={"X-Accel-Buffering": "no", "X-Relay-Answer": answer})
+        # (the provider still thinking) can still tell the relay which answer to stop. The
+        # plain answers' response: the same headers, keep-alives and hang-up handling.
+        return EventStream(self._follow(answer, after, attached),
+                           headers={"X-Relay-Answer": answer})
 
     async def _produce(self, answer: str, local: _Local, first: Batch,
                        events: AsyncIterator[Batch]) -> None:
