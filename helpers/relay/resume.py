@@ -34,6 +34,7 @@ import anyio.lowlevel
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from ..errors import RelayFailure
 from ..streams.sse import encode_event
 from .bodies import error_response
 from .eventstream import EventStream
@@ -111,7 +112,11 @@ class Answers:
             frames = [f"id: {answer}.{seq + i + 1}\n".encode() + encode_event(name, data)
                       for i, (name, data) in enumerate(batch)]
             with anyio.CancelScope(shield=True):  # a row written is a row counted
-                await self.store.append(answer, seq + 1, frames)
+                try:
+                    await self.store.append(answer, seq + 1, frames)
+                except Exception as exc:  # the relay's failure, not the provider's
+                    raise RelayFailure("The relay failed while storing the answer "
+                                       f"({type(exc).__name__})") from exc
             seq += len(frames)
             local.notify()
 
