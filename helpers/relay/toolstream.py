@@ -12,6 +12,10 @@ Deliberate choices:
   ``content``: a fragment), ``tool_result`` (``part``, ``name``, ``arguments``, ``result``),
   ``tool_stopped`` (the loop hit its bound). ``part`` numbers the calls of one answer, across
   rounds, so the page can show each call as its own part. Usage is summed over the rounds.
+- **Closing the batches closes the loop**, and with it the provider's stream of the current
+  round: ``async for`` leaves an unfinished generator to the event loop's finalizer, and a page
+  that leaves mid-answer would leave the provider writing. Shielded, as the plain reader's
+  hang-up is (:mod:`helpers.relay.upstream`): the relay closes the batches from a cancelled task.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import anyio
 import openai
 
 from ..money.labels import with_cost
@@ -57,29 +62,34 @@ async def tool_batches(client: openai.AsyncOpenAI, model: str, messages: list[di
     def part(event: Event) -> int:
         return parts.setdefault(id(event.call), len(parts))
 
-    async for event in aiter_tool_loop(client, model=model, messages=list(messages),
-                                       tools=tools, max_rounds=max_rounds, **extra):
-        batch: Batch = []
-        if event.kind == "content":
-            batch.append(("delta", {"content": event.text}))
-        elif event.kind == "reasoning":
-            batch.append(("reasoning", {"content": event.text}))
-        elif event.kind == "tool_call.start" and event.call is not None:
-            batch.append(("tool_call", {"part": part(event), "name": event.call.name}))
-        elif event.kind == "tool_call.arguments":
-            batch.append(("tool_arguments", {"part": part(event), "content": event.text}))
-        elif event.kind == "tool_call.result" and event.call is not None:
-            batch.append(("tool_result", {"part": part(event), "name": event.call.name,
-                                          "arguments": event.call.arguments,
-                                          "result": event.text}))
-        elif event.kind == "usage" and event.data:
-            for key in _USAGE_KEYS:
-                usage[key] = usage.get(key, 0) + int(event.data.get(key) or 0)
-        elif event.kind == "stopped":
-            batch.append(("tool_stopped", {"message": event.text}))
-            finish = "tool_calls"
-        if batch:
-            yield batch
+    events = aiter_tool_loop(client, model=model, messages=list(messages), tools=tools,
+                             max_rounds=max_rounds, **extra)
+    try:
+        async for event in events:
+            batch: Batch = []
+            if event.kind == "content":
+                batch.append(("delta", {"content": event.text}))
+            elif event.kind == "reasoning":
+                batch.append(("reasoning", {"content": event.text}))
+            elif event.kind == "tool_call.start" and event.call is not None:
+                batch.append(("tool_call", {"part": part(event), "name": event.call.name}))
+            elif event.kind == "tool_call.arguments":
+                batch.append(("tool_arguments", {"part": part(event), "content": event.text}))
+            elif event.kind == "tool_call.result" and event.call is not None:
+                batch.append(("tool_result", {"part": part(event), "name": event.call.name,
+                                              "arguments": event.call.arguments,
+                                              "result": event.text}))
+            elif event.kind == "usage" and event.data:
+                for key in _USAGE_KEYS:
+                    usage[key] = usage.get(key, 0) + int(event.data.get(key) or 0)
+            elif event.kind == "stopped":
+                batch.append(("tool_stopped", {"message": event.text}))
+                finish = "tool_calls"
+            if batch:
+                yield batch
+    finally:  # closed early (the page left) or failed: the loop closes its stream
+        with anyio.CancelScope(shield=True):
+            await events.aclose()
     final: Batch = [("usage", with_cost(usage, model, offline=offline))] if usage else []
     final.append(("done", {"finish_reason": finish}))
     yield final

@@ -13,6 +13,12 @@ Deliberate choices:
   without it) and the calls as assembled by :class:`~helpers.streams.toolcalls.ToolCallAssembler`.
 - Kimi's ``$web_search`` is :data:`WEB_SEARCH`: a builtin whose "result" is its arguments,
   sent back unchanged, as Moonshot's guide says.
+- Each round's stream is closed on every way out of the loop: its end, an exception, a
+  consumer that stops early (``close()`` / ``aclose()``), a cancellation. The SDK closes a
+  response itself only when an error passes through its read; a loop closed while it waits at
+  a ``yield`` left the stream to the event loop's finalizer of abandoned generators (PEP 525),
+  some time later, and the provider writing meanwhile. The async close is shielded from
+  cancellation (anyio), as the relay's own reader's is.
 
 ``iter_tool_loop`` yields :class:`~helpers.streams.toolcalls.Event` objects for a live view;
 ``run_tools`` runs it to the end. ``aiter_tool_loop`` / ``arun_tools`` are the async twins.
@@ -23,8 +29,11 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import aclosing, closing
 from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
 
 from ..streams.toolcalls import Event, ToolCall, ToolCallAssembler
 
@@ -236,15 +245,23 @@ def _tool_loop(client: Any, model: str, messages: Sequence[dict], tools: Sequenc
 async def aiter_tool_loop(client: Any, *, model: str, messages: Sequence[dict],
                           tools: Sequence[Tool], max_rounds: int = 4,
                           **kw: Any) -> AsyncIterator[Event]:
-    """Run the tool loop with an ``AsyncOpenAI`` client, yielding events."""
+    """Run the tool loop with an ``AsyncOpenAI`` client, yielding events.
+
+    Close it (``aclose()``, or ``contextlib.aclosing``) when you stop reading early: that
+    closes the stream of the current round.
+    """
     history = messages if isinstance(messages, list) else list(messages)
     for _ in range(max_rounds):
         assembler = ToolCallAssembler()
         stream = await client.chat.completions.create(model=model,
                                                       **_request(history, tools, kw))
-        async for chunk in stream:
-            for event in assembler.feed(chunk):
-                yield event
+        try:
+            async for chunk in stream:
+                for event in assembler.feed(chunk):
+                    yield event
+        finally:  # also on aclose() and cancellation: module docstring
+            with anyio.CancelScope(shield=True):
+                await stream.close()
         ended = _end_round(assembler, history)
         for event in ended:
             yield event
@@ -290,9 +307,10 @@ def run_tools(client: Any, *, model: str, messages: Sequence[dict], tools: Seque
               **kw: Any) -> ToolLoopResult:
     """Run the tool loop to its end; return the answer, the conversation and the calls."""
     collect = _Collector(messages, on_event)
-    for event in iter_tool_loop(client, model=model, messages=collect.result.messages,
-                                tools=tools, max_rounds=max_rounds, **kw):
-        collect(event)
+    with closing(iter_tool_loop(client, model=model, messages=collect.result.messages,
+                                tools=tools, max_rounds=max_rounds, **kw)) as events:
+        for event in events:  # an on_event that raises closes the stream too
+            collect(event)
     return collect.finish()
 
 
@@ -302,7 +320,8 @@ async def arun_tools(client: Any, *, model: str, messages: Sequence[dict],
                      **kw: Any) -> ToolLoopResult:
     """Run the tool loop to its end with an ``AsyncOpenAI`` client."""
     collect = _Collector(messages, on_event)
-    async for event in aiter_tool_loop(client, model=model, messages=collect.result.messages,
-                                       tools=tools, max_rounds=max_rounds, **kw):
-        collect(event)
+    async with aclosing(aiter_tool_loop(client, model=model, messages=collect.result.messages,
+                                        tools=tools, max_rounds=max_rounds, **kw)) as events:
+        async for event in events:
+            collect(event)
     return collect.finish()
