@@ -12,6 +12,11 @@ files after the last id it saw, and an endpoint that ignored ``after`` would loo
 
 An upload body is read with a cap (the per-file limit plus 64 KiB for the form around it), so a
 huge body is refused without being held in memory whole.
+
+Nothing heavy runs on the event loop: parsing the form, extracting the text (a PDF, a .docx)
+and every read or write of the store run in a worker thread, at most :data:`HEAVY_AT_ONCE` at a
+time per provider, so a slow extraction never holds up another request (issue 23: a .docx
+extracted on the loop froze every client of the provider for seconds).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -27,8 +34,11 @@ from ..money.tokens import count_prompt_tokens
 from .errors import BadRequest, error_response
 from .filestore import FileStore, parse_upload
 
-__all__ = ["file_routes"]
+__all__ = ["HEAVY_AT_ONCE", "file_routes"]
 
+#: Worker threads one provider gives its file work at once (each takes the GIL in turns with
+#: the event loop, and the loop's own thread pool stays free).
+HEAVY_AT_ONCE = 4
 _FORM_SLACK = 64 * 1024
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -71,13 +81,20 @@ def file_routes(store: FileStore, guard: Callable[[Request], Response | None],
             return response
         return Route(path, endpoint, methods=[method])
 
+    heavy = anyio.CapacityLimiter(HEAVY_AT_ONCE)
+
+    async def off_loop(work: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(work, *args, limiter=heavy)
+
+    def parse_and_add(content_type: str, body: bytes) -> dict[str, Any]:
+        return store.add(*parse_upload(content_type, body))
+
     async def upload(request: Request) -> Any:
         body = await _read_capped(request, store.limits.max_file_bytes + _FORM_SLACK)
-        filename, data, purpose = parse_upload(request.headers.get("content-type", ""), body)
-        return store.add(filename, data, purpose)
+        return await off_loop(parse_and_add, request.headers.get("content-type", ""), body)
 
     async def listing(request: Request) -> Any:
-        files = store.list()
+        files = await off_loop(store.list)
         after = request.query_params.get("after")
         if after:  # the SDK's auto-pagination asks for the page after the last id it saw
             ids = [f["id"] for f in files]
@@ -85,7 +102,11 @@ def file_routes(store: FileStore, guard: Callable[[Request], Response | None],
         return {"object": "list", "data": files}
 
     async def content(request: Request) -> Any:
-        return PlainTextResponse(store.content(request.path_params["file_id"]))
+        return PlainTextResponse(await off_loop(store.content, request.path_params["file_id"]))
+
+    async def one(request: Request) -> Any:
+        act = store.get if request.method == "GET" else store.delete
+        return await off_loop(act, request.path_params["file_id"])
 
     async def estimate(request: Request) -> Any:
         try:
@@ -96,19 +117,14 @@ def file_routes(store: FileStore, guard: Callable[[Request], Response | None],
         if not isinstance(messages, list) or not messages or \
                 not all(isinstance(m, dict) for m in messages):
             raise BadRequest("Invalid request: 'messages' must be a non-empty list of messages")
-        return {"data": {"total_tokens": count_prompt_tokens(messages)}}
+        return {"data": {"total_tokens": await off_loop(count_prompt_tokens, messages)}}
 
     return [
         route("/v1/files", "POST", upload),
         route("/v1/files", "GET", listing),
-        route("/v1/files/{file_id}", "GET",
-              lambda r: _const(store.get(r.path_params["file_id"]))),
-        route("/v1/files/{file_id}", "DELETE",
-              lambda r: _const(store.delete(r.path_params["file_id"]))),
+        route("/v1/files/{file_id}", "GET", one),
+        route("/v1/files/{file_id}", "DELETE", one),
         route("/v1/files/{file_id}/content", "GET", content),
         route("/v1/tokenizers/estimate-token-count", "POST", estimate),
     ]
 
-
-async def _const(value: Any) -> Any:
-    return value
