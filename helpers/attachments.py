@@ -21,8 +21,8 @@ import openai
 
 from .money.tokens import count_prompt_tokens
 
-__all__ = ["ESTIMATE_PATH", "Estimate", "afile_message", "estimate_tokens", "file_message",
-           "join_files"]
+__all__ = ["ESTIMATE_PATH", "Estimate", "TooMuchText", "afile_message", "estimate_tokens",
+           "file_message", "join_files"]
 
 ESTIMATE_PATH = "/tokenizers/estimate-token-count"
 
@@ -35,18 +35,39 @@ def join_files(files: Sequence[tuple[str, str]]) -> dict[str, str]:
     return {"role": "system", "content": "\n\n".join(parts)}
 
 
-def file_message(client: openai.OpenAI, file_ids: Sequence[str]) -> dict[str, str]:
-    """Return the system message with the extracted text of uploaded files."""
-    return join_files([(client.files.retrieve(i).filename, client.files.content(i).text)
-                       for i in file_ids])
+class TooMuchText(ValueError):
+    """The files hold more text than the caller allows (``max_chars``)."""
 
 
-async def afile_message(client: openai.AsyncOpenAI, file_ids: Sequence[str]) -> dict[str, str]:
+def _add(files: list[tuple[str, str]], name: str, text: str, max_chars: int | None) -> None:
+    files.append((name, text))
+    size = sum(len(t) for _, t in files)
+    if max_chars is not None and size > max_chars:
+        raise TooMuchText(f"The attached files hold more than {max_chars} characters of text "
+                          f"({size} with {name!r}); attach fewer or shorter files")
+
+
+def file_message(client: openai.OpenAI, file_ids: Sequence[str],
+                 max_chars: int | None = None) -> dict[str, str]:
+    """Return the system message with the extracted text of uploaded files.
+
+    With ``max_chars``, raise :class:`TooMuchText` as soon as the texts fetched so far are
+    longer (the rest are not fetched).
+    """
+    files: list[tuple[str, str]] = []
+    for file_id in file_ids:
+        _add(files, client.files.retrieve(file_id).filename, client.files.content(file_id).text,
+             max_chars)
+    return join_files(files)
+
+
+async def afile_message(client: openai.AsyncOpenAI, file_ids: Sequence[str],
+                        max_chars: int | None = None) -> dict[str, str]:
     """Async twin of :func:`file_message`."""
-    files = []
+    files: list[tuple[str, str]] = []
     for file_id in file_ids:
         info = await client.files.retrieve(file_id)
-        files.append((info.filename, (await client.files.content(file_id)).text))
+        _add(files, info.filename, (await client.files.content(file_id)).text, max_chars)
     return join_files(files)
 
 

@@ -62,9 +62,20 @@ def split_tokens(text: str) -> list[str]:
     return tokens
 
 
-def count_tokens(text: str) -> int:
-    """Count a text's tokens by the offline rule."""
-    return len(split_tokens(text))
+def count_tokens(text: str, stop: int | None = None) -> int:
+    """Count a text's tokens by the offline rule; past ``stop`` (if given), stop counting.
+
+    The count is :func:`split_tokens`'s length, without building the list; with ``stop`` the
+    answer is ``stop + 1`` for any longer text (the caller only needs to know "more than").
+    """
+    count = 0
+    for m in _UNIT.finditer(text):
+        run = m.group(2) or m.group(3)  # a CJK run costs a token per 2, a word per 5
+        count += -(-len(run) // (_CJK_PER_TOKEN if m.group(2) else _CHARS_PER_WORD_TOKEN)) \
+            if run else 1
+        if stop is not None and count > stop:
+            return stop + 1
+    return count
 
 
 def cut_to_tokens(text: str, limit: int | None) -> tuple[str, bool]:
@@ -87,6 +98,16 @@ def message_text(message: dict) -> str:
     return ""
 
 
-def count_prompt_tokens(messages: Sequence[dict]) -> int:
-    """Count a prompt's tokens by the offline rule: each message's tokens plus 4."""
-    return sum(PER_MESSAGE + count_tokens(message_text(m)) for m in messages)
+def count_prompt_tokens(messages: Sequence[dict], stop: int | None = None) -> int:
+    """Count a prompt's tokens by the offline rule: each message's tokens plus 4.
+
+    With ``stop``, counting ends once the count passes it, and the answer is ``stop + 1``: the
+    relay's budget asks only "certainly too much?" of a prompt with files attached.
+    """
+    total = 0
+    for m in messages:
+        left = None if stop is None else max(stop - total - PER_MESSAGE, 0)
+        total += PER_MESSAGE + count_tokens(message_text(m), left)
+        if stop is not None and total > stop:
+            return stop + 1
+    return total
