@@ -14,7 +14,11 @@ Deliberate choices:
   small writes, and Nagle's algorithm would hold them for the client's delayed ACK.
 - **httptools, bounded** (:mod:`helpers.bounded_http`): uvicorn's C parser, with h11's 16 KiB
   bound on a request's head put back (uvicorn's own httptools protocol read a 64 MB header
-  and answered 200); h11 where httptools is missing.
+  and answered 200), deadlines for a head (10 s) and a body (60 s), keep-alive 5 s and at
+  most 64 connections per client beyond loopback (``limits=ConnectionLimits(...)``); h11
+  where httptools is missing.
+- **No WebSockets** (``ws="none"``): no server here has a WebSocket route, and an upgrade
+  would leave the HTTP protocol's bounds behind.
 - **Bounded stop.** ``should_exit`` asks uvicorn to finish; open streams get
   ``timeout_graceful_shutdown`` seconds, then ``force_exit``; the join is always bounded.
 """
@@ -30,7 +34,7 @@ from typing import Any
 
 import uvicorn
 
-from .bounded_http import http_protocol
+from .bounded_http import DEFAULT_LIMITS, ConnectionLimits
 
 __all__ = ["BackgroundServer", "PortInUseError", "running_servers", "stop_all",
            "wait_for_signal"]
@@ -76,6 +80,7 @@ class BackgroundServer:
         host: interface to bind; 127.0.0.1 unless you really mean to expose it.
         port: TCP port, or 0 for a free one chosen by the OS.
         name: servers are unique per name; starting one stops the previous holder.
+        limits: deadlines and the per-client connection bound (:mod:`helpers.bounded_http`).
         uvicorn_options: extra keyword arguments for ``uvicorn.Config``.
     """
 
@@ -86,9 +91,11 @@ class BackgroundServer:
         host: str = "127.0.0.1",
         port: int = 0,
         name: str | None = None,
+        limits: ConnectionLimits = DEFAULT_LIMITS,
         **uvicorn_options: Any,
     ) -> None:
         self.app = app
+        self.limits = limits
         self.host = host
         self.requested_port = port
         self.name = name or f"server-{id(self):x}"
@@ -114,10 +121,11 @@ class BackgroundServer:
             "log_level": "warning",
             "access_log": False,
             "loop": "asyncio",
-            "http": http_protocol(),  # httptools, refusing oversized heads as h11 does
+            # httptools, bounded: head size and deadline, body deadline, keep-alive, per client
+            **self.limits.uvicorn_options(),
+            "ws": "none",
             "lifespan": "off",
             "timeout_graceful_shutdown": 1,
-            "timeout_keep_alive": 5,
             # uvicorn would believe X-Forwarded-For from 127.0.0.1 and rewrite the client's
             # address; the relay decides whom to trust itself (helpers/relay/identity.py)
             "proxy_headers": False,

@@ -62,8 +62,8 @@ def head(pad: int, method: str = "GET", length: int | None = None) -> bytes:
 
 
 def test_servers_use_the_bounded_httptools_protocol(server):
-    assert http_protocol() is BoundedHttpToolsProtocol  # httptools is a runtime dependency
-    assert server._server.config.http is BoundedHttpToolsProtocol
+    assert http_protocol().func is BoundedHttpToolsProtocol  # httptools: a runtime dependency
+    assert server._server.config.http.func is BoundedHttpToolsProtocol
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.02], ids=["one-write", "trickled"])
