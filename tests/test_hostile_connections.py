@@ -10,6 +10,8 @@ loopback from its own source address, and the test servers leave it unbounded.
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import json
 import os
 import resource
@@ -23,12 +25,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from conftest import stop_process, wait_until
+from relay_process import RelayProcess
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from helpers.bounded_http import DEFAULT_LIMITS, ConnectionLimits
+from helpers.relay.runner import start_relay
+from helpers.relay.workers import add_scale_options, connection_limits
 from helpers.servers import BackgroundServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -232,3 +237,39 @@ def test_three_hundred_idle_sockets_do_not_starve_a_server_of_256_files() -> Non
         stop_process(proc)
         if proc.stdout:
             proc.stdout.close()
+
+
+def test_the_relay_cli_flags_make_the_connection_limits() -> None:
+    parser = argparse.ArgumentParser()
+    add_scale_options(parser)
+    assert connection_limits(parser.parse_args([])) == ConnectionLimits()
+    limits = connection_limits(parser.parse_args([
+        "--head-timeout", "3", "--body-timeout", "30", "--keep-alive", "2",
+        "--max-connections-per-client", "8", "--trust-proxy", "10.0.0.0/8"]))
+    assert (limits.head_timeout, limits.body_timeout, limits.keep_alive_timeout,
+            limits.max_per_client) == (3, 30, 2, 8)
+    assert limits.bounded_key("10.1.2.3") is None  # a trusted proxy carries many clients
+    assert limits.bounded_key("::1") is None and limits.bounded_key("192.0.2.1") == "192.0.2.1"
+    assert connection_limits(parser.parse_args(
+        ["--max-connections-per-client", "0"])).max_per_client is None
+
+
+#: runner.py passes the flags on once /work/tmp/patches/runner-connection-limits.patch is in
+_WIRED = "connections" in inspect.signature(start_relay).parameters
+
+
+@pytest.mark.xfail(not _WIRED, strict=True, reason="runner.py does not pass the connection "
+                   "flags on yet (patch runner-connection-limits.patch)")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_relay_cli_passes_its_connection_flags_on(workers: str) -> None:
+    relay = RelayProcess("--workers", workers, "--head-timeout", "0.5", "--trust-proxy",
+                         "127.0.0.3")
+    try:
+        port = int(relay.url.rstrip("/").rsplit(":", 1)[1])
+        with connect(port) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            status, error = error_of(read_to_end(slow))
+        assert status == 408 and "within 0.5 s" in error["message"]  # not the default 10 s
+        assert httpx.get(relay.url + "healthz", timeout=30).json()["ok"] is True
+    finally:
+        relay.stop()

@@ -6,13 +6,23 @@ Deliberate choices:
   dependency fewer, and it restarts a worker that dies and stops them all on SIGTERM or Ctrl-C.
 - **The parent binds the socket** (:mod:`helpers.servers`' rules: a taken port
   is a clear error at once) and hands it to every worker; the kernel spreads connections.
-- **Workers build their app from the environment** (:data:`ENV_VAR`, JSON), because a
-  spawned process cannot be handed a live app. The parent resolves the provider first (and
-  starts the offline provider once, in itself, when there is no key), so every worker talks
-  to the same upstream. A key given with ``--api-key`` travels in that variable (it is for
-  local upstreams and tests; real keys come from the environment or ``.env`` in each worker).
+- **Workers get their options, secrets included, through a pipe, never the environment.**
+  The parent resolves the provider once (the key from the environment, ``.env`` or
+  ``--api-key``; the offline provider started once, in itself, when there is no key), so
+  every worker talks to the same upstream with the same key. uvicorn starts each worker with
+  multiprocessing's *spawn*, which pickles the server's config (here the app factory
+  :func:`worker_app` with the relay's options: :func:`functools.partial`) and sends it down a
+  pipe to the new process: the key and the access token are in no worker's
+  ``/proc/<pid>/environ`` and in no child it might start. A worker that dies is restarted
+  the same way, from the same config. (Before, the options travelled in an environment
+  variable, readable there and inherited by children.) What the parent's own environment
+  holds, a key you exported or ``RELAY_TOKEN``, its workers inherit as any child does.
 - **What workers share lives in the store** (limits, resumable answers): a worker-count > 1
   without ``--store`` gets one SQLite file made by the parent and removed when it exits.
+- **Connections are bounded below the app** (:mod:`helpers.bounded_http`): head and body
+  deadlines, keep-alive, open connections per client, per worker process (``--head-timeout``,
+  ``--body-timeout``, ``--keep-alive``, ``--max-connections-per-client``); the proxies the
+  relay trusts are not bounded (one proxy carries many clients), nor is loopback.
 - **Clean shutdown:** SIGTERM reaches the parent, which passes it to each worker; a worker
   stops accepting, gives open streams ``timeout_graceful_shutdown`` seconds, then cancels them
   (each closes its upstream request) and runs its lifespan shutdown (resumable answers closed,
@@ -22,7 +32,7 @@ Deliberate choices:
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import os
 import tempfile
 from dataclasses import asdict
@@ -34,17 +44,16 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
-from ..bounded_http import http_protocol
+from ..bounded_http import DEFAULT_LIMITS, LOOPBACK_NETWORKS, ConnectionLimits
 from ..servers import _bind as bind_socket
 from ..settings import Config
 from .collector import serving_gc
 from .limits import Limits
 from .resume import DEFAULT_GRACE
 
-__all__ = ["ENV_VAR", "add_scale_options", "app_from_env", "scale_options", "serve_workers"]
+__all__ = ["add_scale_options", "connection_limits", "scale_options", "serve_workers",
+           "worker_app"]
 
-#: The variable that carries the relay's options from the parent to its workers.
-ENV_VAR = "HELPERS_RELAY_WORKER_OPTIONS"
 #: Seconds open streams get when the relay stops before they are cut.
 GRACEFUL_SECONDS = 3
 
@@ -72,6 +81,16 @@ def add_scale_options(parser: argparse.ArgumentParser) -> None:
                        help="a proxy (address or network) whose X-Forwarded-For names clients")
     group.add_argument("--resume-grace", type=float, default=DEFAULT_GRACE, metavar="S",
                        help="seconds a dropped page has to reconnect and resume its answer")
+    group.add_argument("--head-timeout", type=float, default=DEFAULT_LIMITS.head_timeout,
+                       metavar="S", help="seconds a client has to send a request's head")
+    group.add_argument("--body-timeout", type=float, default=DEFAULT_LIMITS.body_timeout,
+                       metavar="S", help="seconds a client has to send a body after its head")
+    group.add_argument("--keep-alive", type=float, default=DEFAULT_LIMITS.keep_alive_timeout,
+                       metavar="S", help="seconds an idle connection stays open between requests")
+    group.add_argument("--max-connections-per-client", type=int,
+                       default=DEFAULT_LIMITS.max_per_client, metavar="N",
+                       help="open connections one address (an IPv6 /64) may hold, per worker; "
+                            "loopback and trusted proxies are not bounded; 0: no bound")
 
 
 def scale_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,12 +105,20 @@ def scale_options(args: argparse.Namespace) -> dict[str, Any]:
             "resume_grace": args.resume_grace}
 
 
-def app_from_env() -> FastAPI:
-    """Build a worker's app from :data:`ENV_VAR` (uvicorn calls this in each worker)."""
+def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    """Return the :class:`~helpers.bounded_http.ConnectionLimits` of the connection flags."""
+    return ConnectionLimits(head_timeout=args.head_timeout, body_timeout=args.body_timeout,
+                            keep_alive_timeout=args.keep_alive,
+                            max_per_client=args.max_connections_per_client or None,
+                            unbounded=(*LOOPBACK_NETWORKS, *args.trust_proxy))
+
+
+def worker_app(options: dict[str, Any]) -> FastAPI:
+    """Build a worker's app from the parent's options (uvicorn calls this in each worker)."""
     from .app import create_app
     from .toolstream import MATH_TOOLS
 
-    options = json.loads(os.environ[ENV_VAR])
+    options = dict(options)  # a restarted worker gets the same options again
     config = Config(**options.pop("config"))
     limits = Limits(**options.pop("limits"))
     tools = MATH_TOOLS if options.pop("math_tools", False) else ()
@@ -102,24 +129,31 @@ def app_from_env() -> FastAPI:
 
 def serve_workers(config: Config, *, workers: int, host: str, port: int,
                   limits: Limits, store: str | None, math_tools: bool = False,
-                  loop: str = "asyncio", **app_options: Any) -> int:
-    """Serve the relay with ``workers`` processes until SIGTERM or Ctrl-C; return 0."""
+                  loop: str = "asyncio", connections: ConnectionLimits | None = None,
+                  **app_options: Any) -> int:
+    """Serve the relay with ``workers`` processes until SIGTERM or Ctrl-C; return 0.
+
+    ``connections``: the connection bounds (default: :data:`~helpers.bounded_http.
+    DEFAULT_LIMITS`, with the trusted proxies unbounded too).
+    """
     made_store = None
     if store is None:
         handle, name = tempfile.mkstemp(prefix="helpers-relay-", suffix=".sqlite3")
         os.close(handle)
         made_store = Path(name)
         store = f"sqlite:///{made_store}"
+    trusted = list(app_options.pop("trusted_proxies", ()))
+    if connections is None:
+        connections = ConnectionLimits(unbounded=(*LOOPBACK_NETWORKS, *trusted))
     options = {"config": asdict(config), "limits": asdict(limits), "store": store,
-               "trusted_proxies": list(app_options.pop("trusted_proxies", ())),
-               "math_tools": math_tools, **app_options}
-    os.environ[ENV_VAR] = json.dumps(options)
+               "trusted_proxies": trusted, "math_tools": math_tools, **app_options}
     sock = bind_socket(host, port)
-    settings = uvicorn.Config("helpers.relay.workers:app_from_env", factory=True, host=host,
+    # the options, key and token with them, reach each worker pickled down spawn's pipe
+    settings = uvicorn.Config(functools.partial(worker_app, options), factory=True, host=host,
                               port=sock.getsockname()[1], workers=workers, loop=loop,
-                              http=http_protocol(), lifespan="on", log_config=None,
-                              log_level="warning", access_log=False,
-                              timeout_graceful_shutdown=GRACEFUL_SECONDS, timeout_keep_alive=5,
+                              **connections.uvicorn_options(), ws="none", lifespan="on",
+                              log_config=None, log_level="warning", access_log=False,
+                              timeout_graceful_shutdown=GRACEFUL_SECONDS,
                               proxy_headers=False)  # whom to trust: relay/identity.py
     display = f"[{host}]" if ":" in host else host
     url = f"http://{display}:{sock.getsockname()[1]}/"
@@ -133,7 +167,6 @@ def serve_workers(config: Config, *, workers: int, host: str, port: int,
         Multiprocess(settings, sockets=[sock]).run()
     finally:
         sock.close()
-        os.environ.pop(ENV_VAR, None)
         if made_store is not None:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(made_store) + suffix).unlink(missing_ok=True)
