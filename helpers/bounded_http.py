@@ -63,8 +63,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_LIMITS", "MAX_HEAD_BYTES", "ConnectionLimits", "client_key",
-           "http_protocol", "parse_address"]
+__all__ = ["DEFAULT_LIMITS", "LOOPBACK_NETWORKS", "MAX_HEAD_BYTES", "ConnectionLimits",
+           "client_key", "http_protocol", "parse_address"]
 
 #: h11's default ``max_incomplete_event_size``, which uvicorn keeps: 16 KiB.
 MAX_HEAD_BYTES = 16 * 1024
