@@ -172,6 +172,11 @@ def test_a_pdf_over_the_time_bound_is_a_400(sdk, monkeypatch):
     assert "took more than 0 s" in refused(sdk, "slow.pdf", pdf(operators=50_000))
 
 
+def test_a_pdf_page_over_the_parsing_bound_is_a_400(sdk, monkeypatch):
+    monkeypatch.setattr(extract, "PDF_MAX_STREAM_ELEMENTS", 1000)  # pypdf's own: 2,000,000
+    assert "over a bound of the PDF reader" in refused(sdk, "dense.pdf", pdf(operators=1000))
+
+
 def test_a_pdf_within_its_bounds_is_still_read(sdk):
     made = sdk.files.create(file=("shown.pdf", pdf(operators=3)), purpose="file-extract")
     assert sdk.files.content(made.id).text == "xxx"

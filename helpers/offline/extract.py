@@ -15,8 +15,10 @@ the bound, as any file that does not parse is:
   text's), whose own limit refuses entity expansion;
 * a PDF: at most :data:`PDF_MAX_PAGES` pages and :data:`EXTRACT_SECONDS` of work, checked
   before every page and every content-stream operator (pypdf's ``visitor_operand_before``); pypdf
-  bounds decompression and parsing itself (``pypdf.Configuration``); a .docx has the same
-  deadline, checked at every XML element.
+  bounds decompression and parsing itself (``pypdf.Configuration``), and one content stream to
+  :data:`PDF_MAX_STREAM_ELEMENTS` elements here: a thread does not stop the garbage collector,
+  whose full passes over millions of pypdf objects held the whole process (the event loop too)
+  for 260 ms each; a .docx has the same deadline, checked at every XML element.
 
 The callers run :func:`extract_text` in a worker thread (helpers/offline/fileroutes.py): it is
 pure-Python work in small steps, so the event loop keeps its turns while it runs.
@@ -36,7 +38,8 @@ from xml.parsers import expat
 from .errors import BadRequest
 
 __all__ = ["DOCX_MAX_ENTRIES", "DOCX_MAX_RATIO", "DOCX_MAX_XML_BYTES", "EXTRACT_SECONDS",
-           "MAX_TEXT_CHARS", "PDF_MAX_PAGES", "TEXT_SUFFIXES", "extract_text"]
+           "MAX_TEXT_CHARS", "PDF_MAX_PAGES", "PDF_MAX_STREAM_ELEMENTS", "TEXT_SUFFIXES",
+           "extract_text"]
 
 #: File name endings read as UTF-8 text (a subset of Moonshot's supported list).
 TEXT_SUFFIXES = (".txt", ".md", ".csv", ".json", ".log", ".py", ".yaml", ".yml", ".html",
@@ -47,8 +50,11 @@ MAX_TEXT_CHARS = 10_000_000
 DOCX_MAX_ENTRIES = 1000
 DOCX_MAX_XML_BYTES = 64 * 1024 * 1024
 DOCX_MAX_RATIO = 100
-#: A PDF's bounds: pages, and seconds of extraction work.
+#: A PDF's bounds: pages, operands and operators in one content stream (pypdf's default is
+#: 2,000,000: its objects made the garbage collector stop the process for 260 ms at a time),
+#: and seconds of extraction work (a .docx has the same deadline).
 PDF_MAX_PAGES = 2000
+PDF_MAX_STREAM_ELEMENTS = 250_000
 EXTRACT_SECONDS = 30.0
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MB = 1024 * 1024
@@ -63,21 +69,31 @@ def _too_much_text(size: int) -> _Refused:
                     "most the offline provider extracts from one file")
 
 
+def _at_most_pages(pages: object) -> None:
+    if isinstance(pages, int) and pages > PDF_MAX_PAGES:
+        raise _Refused(f"it has {pages} pages, more than the {PDF_MAX_PAGES} the offline "
+                       "provider reads")
+
+
 def _pdf_text(data: bytes) -> str:
-    from pypdf import PdfReader  # imported here: only PDFs need it
+    from pypdf import PdfReader, apply_configuration  # imported here: only PDFs need them
+    from pypdf.errors import LimitReachedError
 
     in_time = _deadline()  # before every page and every content-stream operator
-    reader = PdfReader(io.BytesIO(data))
-    if len(reader.pages) > PDF_MAX_PAGES:
-        raise _Refused(f"it has {len(reader.pages)} pages, more than the {PDF_MAX_PAGES} the "
-                       "offline provider reads")
-    texts, size = [], 0
-    for page in reader.pages:
-        in_time()
-        texts.append((page.extract_text(visitor_operand_before=in_time) or "").strip())
-        size += len(texts[-1]) + 1
-        if size > MAX_TEXT_CHARS:
-            raise _too_much_text(size)
+    try:
+        with apply_configuration(stream_parsing_work_maximum_count=PDF_MAX_STREAM_ELEMENTS):
+            reader = PdfReader(io.BytesIO(data))
+            _at_most_pages(reader.root_object["/Pages"].get_object().get("/Count", 0))
+            _at_most_pages(len(reader.pages))  # the count it declares, then the pages found
+            texts, size = [], 0
+            for page in reader.pages:
+                in_time()
+                texts.append((page.extract_text(visitor_operand_before=in_time) or "").strip())
+                size += len(texts[-1]) + 1
+                if size > MAX_TEXT_CHARS:
+                    raise _too_much_text(size)
+    except LimitReachedError as exc:
+        raise _Refused(f"it is over a bound of the PDF reader ({exc})") from None
     return "\n".join(texts).strip()
 
 

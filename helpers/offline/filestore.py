@@ -18,7 +18,7 @@ Deliberate choices:
   library's ``email`` parser, used before, took 6.9 s on 1 MB of empty parts and recursed into
   nested multiparts (a RecursionError at 2,000 levels: a 500); python-multipart refuses the
   first in under a millisecond and treats a nested multipart as the bytes of its part. An 8 MB
-  PDF upload: 6 ms instead of 365 ms. :func:`aparse_upload` parses in a worker thread.
+  PDF upload: 6 ms instead of 365 ms. Both callers parse in a worker thread.
 * Storage: ``<id>.json`` holds metadata and extracted text, written atomically (temporary file,
   then ``os.replace``) after extraction succeeded, so a refused upload leaves nothing behind and
   ``files.list()`` survives a restart. The original bytes are not kept: only the text is served.
@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -47,7 +46,7 @@ from .errors import BadRequest
 from .extract import TEXT_SUFFIXES, extract_text
 
 __all__ = ["KNOWN_PURPOSES", "MAX_PARTS", "TEXT_SUFFIXES", "FileLimits", "FileStore",
-           "NotMultipart", "aparse_upload", "parse_upload"]
+           "NotMultipart", "parse_upload"]
 
 #: Purposes Moonshot's docs name; only "file-extract" is served offline.
 KNOWN_PURPOSES = ("file-extract", "image", "video", "batch")
@@ -133,11 +132,6 @@ def parse_upload(content_type: str, body: bytes) -> tuple[str, bytes, str]:
     purpose = form.fields.get("purpose", (None, b""))[1].decode("utf-8", "replace").strip()
     filename, data = form.fields["file"]
     return (filename or "upload"), data, purpose
-
-
-async def aparse_upload(content_type: str, body: bytes) -> tuple[str, bytes, str]:
-    """Async twin of :func:`parse_upload`: parse in a worker thread, off the event loop."""
-    return await anyio.to_thread.run_sync(parse_upload, content_type, body)
 
 
 class FileStore:
