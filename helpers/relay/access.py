@@ -18,6 +18,8 @@ Deliberate choices (the long story is docs/classroom.md, "Who can spend your key
   valid token gets 401 in the one error shape and never reaches a route, so the provider is
   never called. Compared with :func:`hmac.compare_digest` against every token (the time does
   not depend on where a guess first differs, nor on which token matched).
+- **HTTP only**: a WebSocket (or any scope but ``http`` and the server's ``lifespan``) is
+  refused, never passed on unchecked (:func:`helpers.relay.guards.refuse_scope`).
 - **Open without a token**: the page and its static files (they hold no secret) and
   ``/healthz`` (liveness; it names the provider and model, never the key).
 - **Per-client tokens** (a mapping name -> token, one per student) name the client in the
@@ -38,6 +40,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .bodies import error_response
+from .guards import refuse_scope
 from .identity import CLIENT_SCOPE_KEY
 
 __all__ = ["HUB_USER_VARS", "AccessToken", "bearer_token", "is_loopback", "new_token",
@@ -111,9 +114,15 @@ class AccessToken:
         return found, name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, send)
+            else:
+                await refuse_scope(scope, receive, send)
+            return
         path = scope.get("path", "")
-        if scope["type"] != "http" or (scope["method"] in ("GET", "HEAD") and (
-                path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES))):
+        if scope["method"] in ("GET", "HEAD") and (
+                path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)):
             await self.app(scope, receive, send)
             return
         presented = bearer_token(Headers(scope=scope))

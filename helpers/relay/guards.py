@@ -10,6 +10,11 @@ Deliberate choices:
   for JSON, and a limit of its own for a file upload (``POST /api/files``, 8 MB by default,
   ``create_app(max_upload_bytes=...)``): a worksheet PDF is often over 256 kB, and the relay
   reads an upload into memory before handing it to the provider (whose own limit is 100 MB).
+- **HTTP only.** A scope of any other type than ``http`` (and the server's ``lifespan``) is
+  refused here, before any guard would be skipped: a WebSocket is closed before it is
+  accepted (code 1008; the server answers 403), anything else raises. The relay has no
+  WebSocket route, and its servers run uvicorn with ``ws="none"``; this holds whatever
+  server runs the app. The access token refuses them the same way (:mod:`.access`).
 - **Under JupyterHub or Binder** the hub's public host is allowed when the hub names it;
   when it does not (Binder), requests that jupyter-server-proxy forwarded to *this* port are
   accepted from any host: the relay then listens on a remote container's loopback, which a
@@ -30,7 +35,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .bodies import error_response
 
-__all__ = ["LOOPBACK", "MAX_BODY_BYTES", "MAX_UPLOAD_BYTES", "Guards", "jupyter_allowances"]
+__all__ = ["LOOPBACK", "MAX_BODY_BYTES", "MAX_UPLOAD_BYTES", "Guards", "jupyter_allowances",
+           "refuse_scope"]
 
 MAX_BODY_BYTES = 256_000
 MAX_UPLOAD_BYTES = 8_000_000  # POST /api/files
@@ -45,6 +51,15 @@ def _hostname(netloc: str) -> str:
     if netloc.startswith("["):
         return netloc[1:].split("]", 1)[0]
     return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+async def refuse_scope(scope: Scope, receive: Receive, send: Send) -> None:
+    """Refuse a connection that is not HTTP: close a WebSocket unaccepted, raise for others."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008,
+                    "reason": "this relay speaks HTTP only"})
+        return
+    raise RuntimeError(f"the relay does not serve ASGI {scope['type']!r} connections")
 
 
 class Guards:
@@ -79,8 +94,11 @@ class Guards:
         return headers.get("x-forwarded-context", "").rstrip("/") == expected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await refuse_scope(scope, receive, send)
             return
         headers = Headers(scope=scope)
         problem = self._problem(scope, headers)
