@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 
 from ..servers import wait_for_signal
 from .server import DEFAULT_DELAY_MS, OfflineProvider
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc}", flush=True)
         return 2
+    # Its own process: keep the start-up objects out of every full collection, as the relay's
+    # CLI does (helpers/relay/collector.py): a PDF's parse walked them, 80 ms a pass.
+    gc.collect()
+    gc.freeze()
     print(f"offline provider serving at {provider.base_url}", flush=True)
     wait_for_signal(provider.server)
     provider.stop()
