@@ -254,12 +254,12 @@ def test_the_relay_cli_flags_make_the_connection_limits() -> None:
         ["--max-connections-per-client", "0"])).max_per_client is None
 
 
-#: runner.py passes the flags on once /work/tmp/patches/runner-connection-limits.patch is in
+#: runner.py passes the flags on once tmp/patches/runner.patch is applied
 _WIRED = "connections" in inspect.signature(start_relay).parameters
 
 
 @pytest.mark.xfail(not _WIRED, strict=True, reason="runner.py does not pass the connection "
-                   "flags on yet (patch runner-connection-limits.patch)")
+                   "flags on yet (tmp/patches/runner.patch)")
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_the_relay_cli_passes_its_connection_flags_on(workers: str) -> None:
     relay = RelayProcess("--workers", workers, "--head-timeout", "0.5", "--trust-proxy",

@@ -4,6 +4,13 @@ Deliberate choices: bodies are strict (unknown fields and wrong types are a 422,
 silently coerced) and bounded (text length, history length), so a bad request fails fast
 with a message that names the field. The error body is always ``{"error": {"type",
 "message"}}``, from the guards, the validators and the upstream mapping alike.
+
+**The relay's system prompt is its teacher's**: a ``messages`` body that brings its own
+system message is refused (:class:`SystemPromptRefused`, a 400), not allowed to replace it
+(it did: any page could make the assistant whatever it liked), unless the relay is told to
+allow it (``to_messages(allow_system=True)``; ``create_app(allow_system_prompt=True)``). Not
+silently dropped: whoever wrote the body learns why it was not taken. A relay without a
+system prompt has nothing to protect and takes a body's own.
 """
 
 from __future__ import annotations
@@ -15,10 +22,20 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["MAX_HISTORY", "MAX_TEXT_CHARS", "BlogRequest", "ChatMessage", "ChatRequest",
-           "HistoryMessage", "error_response"]
+           "HistoryMessage", "SystemPromptRefused", "error_response"]
 
 MAX_TEXT_CHARS = 20_000
 MAX_HISTORY = 40
+
+
+class SystemPromptRefused(ValueError):
+    """A body's own system message, where the relay keeps its teacher's system prompt."""
+
+    status, kind = 400, "system_prompt_not_allowed"
+
+    def response(self) -> JSONResponse:
+        """The 400 in the relay's error shape."""
+        return error_response(self.status, self.kind, str(self))
 
 
 class _Strict(BaseModel):
@@ -68,14 +85,26 @@ class ChatRequest(_Strict):
             raise ValueError("'question' is empty")
         return self
 
-    def to_messages(self, system_prompt: str | None) -> list[dict[str, str]]:
-        """Return the messages to send upstream, with the relay's system prompt first."""
+    def to_messages(self, system_prompt: str | None, *,
+                    allow_system: bool = False) -> list[dict[str, str]]:
+        """Return the messages to send upstream, with the relay's system prompt first.
+
+        A ``messages`` body with its own system message raises :class:`SystemPromptRefused`
+        when the relay has a system prompt, unless ``allow_system``: then the body's own
+        replaces it.
+        """
         if self.messages is not None:
             turns = [m.model_dump() for m in self.messages]
         else:
             turns = [m.model_dump() for m in self.history]
             turns.append({"role": "user", "content": self.question or ""})
-        if system_prompt and not any(t["role"] == "system" for t in turns):
+        own = any(t["role"] == "system" for t in turns)
+        if system_prompt and own and not allow_system:
+            raise SystemPromptRefused(
+                "This relay's system prompt is set by whoever runs it: send user and "
+                "assistant messages only (a relay started with --allow-system-prompt, or "
+                "create_app(allow_system_prompt=True), takes a body's own system message)")
+        if system_prompt and not own:
             turns.insert(0, {"role": "system", "content": system_prompt})
         return turns
 
