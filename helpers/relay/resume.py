@@ -3,19 +3,28 @@
 A client asks for it with ``"resumable": true`` in its request (the page does). Then:
 
 - **The answer is produced apart from the connection.** A task of the worker that took the
-  request reads the provider and appends every event to the shared store, numbered; the
-  response (and any later one) only follows the store. Each event carries an SSE ``id``,
-  ``<answer>.<n>``: the answer's random id (whoever has it may read the answer) and the event's
-  number. One upstream request, whatever happens to the connections.
+  request reads the provider and keeps every event in memory, numbered; readers in that worker
+  follow the memory, and the worker's flusher writes what every answer produced to the shared
+  store every :data:`FLUSH_EVERY` s, in one call (and once more at the end), for readers on
+  other workers or relays. Each event carries an SSE ``id``, ``<answer>.<n>``: the answer's
+  random id (whoever has it may read the answer) and the event's number. One upstream request,
+  whatever happens to the connections.
 - **Reconnect** with ``GET /api/chat/resume`` and ``Last-Event-ID: <answer>.<n>`` (the header
   ``EventSource`` sends): every event after ``n``, then the rest as it comes, from whichever
-  worker or relay shares the store. An event cut in half was never dispatched by the reader,
-  so nothing is lost or repeated.
+  worker or relay shares the store (one on another worker may lag by a flush: it polls). An
+  event cut in half was never dispatched by the reader, so nothing is lost or repeated.
 - **A grace period, not forever.** While no reader is attached (readers on other workers say
   so every :data:`TOUCH_EVERY` s through the store), the producer waits ``grace`` seconds, then
   closes the upstream request. ``POST /api/chat/stop/<answer>`` (the page's Stop button, and
-  its ``sendBeacon`` when the tab closes) stops it at once. A finished answer stays readable
-  ``grace`` seconds; after that a resume gets a 404 ``resume_expired``, never a hang.
+  its ``fetch(keepalive)`` when the tab closes) stops it at once on its own worker, and within
+  a watch interval from another. A finished answer stays readable ``grace`` seconds; after
+  that a resume gets a 404 ``resume_expired``, never a hang.
+- **One watcher per worker, not one per answer:** every :data:`WATCH_EVERY` s one store call
+  reads all local answers' readers and stop flags, and renews their leases: an answer whose
+  worker died (or cannot reach the store) expires :data:`LEASE` s later, and a reader on another
+  worker then ends with ``relay_error`` instead of waiting forever.
+- A store failure is the relay's (``relay_error``), never the provider's; an answer whose
+  events cannot be stored is closed. Its readers in this worker still get every event.
 - Clients that do not ask (curl, the SDK, the blog's front end) keep the plain behaviour: the
   upstream request closes as soon as they leave (:mod:`helpers.relay.app`).
 """
@@ -30,47 +39,76 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from ..errors import RelayFailure
 from ..streams.sse import encode_event
 from .bodies import error_response
-from .eventstream import EventStream
+from .eventstream import EventStream, Last
 from .store import Store
 from .upstream import Batch
 
-__all__ = ["DEFAULT_GRACE", "TOUCH_EVERY", "Answers"]
+__all__ = ["DEFAULT_GRACE", "FLUSH_EVERY", "LEASE", "TOUCH_EVERY", "WATCH_EVERY", "Answers"]
 
 log = logging.getLogger("helpers.relay")
 DEFAULT_GRACE = 30.0
 TOUCH_EVERY = 0.5
-_WATCH_EVERY = 0.2
+#: How often a worker writes its answers' new events to the store, in one call.
+FLUSH_EVERY = 0.05
+#: How often a worker reads its answers' readers and stop flags from the store, in one call.
+WATCH_EVERY = 0.2
+#: A running answer stays in the store this long after its worker last renewed it.
+LEASE = 15.0
+_RENEW_EVERY = 2.0
 _POLL_EVERY = 0.05
-#: How long an answer nobody finishes (its worker died) stays in the store.
-_MAX_AGE = 3600.0
+#: How long the final flush of an answer is retried before the store is given up on.
+_GIVE_UP_AFTER = 10.0
+_LOST = {"type": "relay_error", "status": None,
+         "message": "The relay lost this answer (its worker stopped or could not store it)."}
 
 
 class _Local:
-    """A producer running in this worker, and how its local readers hear of new events."""
+    """An answer produced in this worker: its events in memory, its readers here, its state."""
+
+    __slots__ = ("frames", "flushed", "opened", "done", "stored", "readers", "left", "task",
+                 "scope", "why", "failure", "waiters", "failing_since")
 
     def __init__(self) -> None:
-        self.changed = anyio.Event()
+        self.frames: list[bytes] = []  # event n is frames[n - 1]
+        self.flushed = 0  # events already in the store
+        self.opened = False  # the store knows the answer
+        self.done = False  # no more events will come
+        self.stored = False  # the store has all of it, finished
         self.readers = 1  # the first response, attached from the start
         self.left = time.time()
         self.task: asyncio.Task[None] | None = None
         self.scope: anyio.CancelScope | None = None
         self.why: str | None = None  # why it was closed early
+        self.failure: Exception | None = None  # the relay's own failure that closed it
+        self.waiters: list[asyncio.Future[None]] = []
+        self.failing_since: float | None = None
 
-    def close(self, why: str) -> None:
-        self.why = why
+    def close(self, why: str, failure: Exception | None = None) -> None:
+        if self.why is None:
+            self.why, self.failure = why, failure
         if self.scope is not None:
             self.scope.cancel()
 
+    def add(self, frames: list[bytes]) -> None:
+        self.frames += frames
+        self.notify()
+
     def notify(self) -> None:
-        old, self.changed = self.changed, anyio.Event()
-        old.set()
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def changed(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        await waiter
 
 
 class Answers:
@@ -86,51 +124,42 @@ class Answers:
                  failure: Callable[[Exception], dict[str, Any]]) -> None:
         self.store, self.grace, self.failure = store, grace, failure
         self._local: dict[str, _Local] = {}
+        self._keeper: asyncio.Task[None] | None = None
 
     async def respond(self, first: Batch, events: AsyncIterator[Batch]) -> Response:
         """Start producing an answer whose first batch is ``first``; follow it from the start."""
         answer = secrets.token_urlsafe(16)
         local = self._local[answer] = _Local()
-        await self.store.open_answer(answer, _MAX_AGE)
-        local.task = asyncio.get_running_loop().create_task(
-            self._produce(answer, local, first, events))
+        loop = asyncio.get_running_loop()
+        local.add(self._frames(answer, 0, first))
+        local.task = loop.create_task(self._produce(answer, local, events))
+        if self._keeper is None or self._keeper.done():
+            self._keeper = loop.create_task(self._keep())
         return self._response(answer, 0, attached=True)
 
     def _response(self, answer: str, after: int, attached: bool = False) -> Response:
         # The answer's id in a header too: a page that stops before the first event arrives
         # (the provider still thinking) can still tell the relay which answer to stop. The
         # plain answers' response: the same headers, keep-alives and hang-up handling.
-        return EventStream(self._follow(answer, after, attached),
-                           headers={"X-Relay-Answer": answer})
+        local = self._local.get(answer)
+        frames = (self._follow_local(local, after, attached) if local is not None
+                  else self._follow_store(answer, after))
+        return EventStream(frames, headers={"X-Relay-Answer": answer})
 
-    async def _produce(self, answer: str, local: _Local, first: Batch,
-                       events: AsyncIterator[Batch]) -> None:
-        seq = 0
+    @staticmethod
+    def _frames(answer: str, seq: int, batch: Batch) -> list[bytes]:
+        return [f"id: {answer}.{seq + i + 1}\n".encode() + encode_event(name, data)
+                for i, (name, data) in enumerate(batch)]
 
-        async def put(batch: Batch) -> None:
-            nonlocal seq
-            frames = [f"id: {answer}.{seq + i + 1}\n".encode() + encode_event(name, data)
-                      for i, (name, data) in enumerate(batch)]
-            with anyio.CancelScope(shield=True):  # a row written is a row counted
-                try:
-                    await self.store.append(answer, seq + 1, frames)
-                except Exception as exc:  # the relay's failure, not the provider's
-                    raise RelayFailure("The relay failed while storing the answer "
-                                       f"({type(exc).__name__})") from exc
-            seq += len(frames)
-            local.notify()
-
+    async def _produce(self, answer: str, local: _Local, events: AsyncIterator[Batch]) -> None:
         ending: dict[str, Any] | None = None
         try:
             with anyio.CancelScope() as local.scope:  # not a task group: errors stay bare
-                watcher = asyncio.get_running_loop().create_task(self._watch(answer, local))
-                try:
-                    await put(first)
-                    async for batch in events:
-                        await put(batch)
-                finally:
-                    watcher.cancel()
-            if local.why is not None:
+                async for batch in events:
+                    local.add(self._frames(answer, len(local.frames), batch))
+            if local.failure is not None:
+                ending = self.failure(local.failure)
+            elif local.why is not None:
                 ending = {"type": "stopped", "message": local.why, "status": None}
         except asyncio.CancelledError:
             ending = {"type": "relay_shutdown",
@@ -140,60 +169,154 @@ class Answers:
         except Exception as exc:
             ending = self.failure(exc)
         finally:
-            with anyio.CancelScope(shield=True):
-                await events.aclose()  # type: ignore[attr-defined]
+            # Nothing here may leave the answer running: its readers wait for ``done``.
+            try:
+                with anyio.CancelScope(shield=True):
+                    await events.aclose()  # type: ignore[attr-defined]
+            except Exception:
+                log.exception("closing the upstream of answer %s… failed", answer[:6])
+            finally:
                 if ending is not None:
-                    await put([("error", ending)])
-                await self.store.finish(answer, self.grace)
-                self._local.pop(answer, None)
+                    local.frames += self._frames(answer, len(local.frames),
+                                                 [("error", ending)])
+                local.done = True
                 local.notify()
 
-    async def _watch(self, answer: str, local: _Local) -> None:
-        """Stop the producer when asked, or when no reader came back within the grace period."""
-        while True:
-            await anyio.sleep(_WATCH_EVERY)
-            seen, stop = await self.store.seen(answer)
+    async def _keep(self) -> None:
+        """The worker's one flusher and watcher: while it has answers, every FLUSH_EVERY s
+        write what they produced, every WATCH_EVERY s read who reads them and what was asked."""
+        watched = renewed = 0.0
+        try:
+            while self._local:
+                await anyio.sleep(FLUSH_EVERY)
+                await self._flush()
+                now = time.time()
+                if now - watched >= WATCH_EVERY:
+                    watched = now
+                    renew = now - renewed >= _RENEW_EVERY
+                    renewed = now if renew else renewed
+                    await self._watch(LEASE if renew else None)
+        except Exception:  # never expected: say so, and let the next answer start another
+            log.exception("the resumable answers' flusher failed")
+        finally:
+            self._keeper = None
+
+    async def _flush(self) -> None:
+        opens, appends, finishes, parts = [], [], [], []
+        for answer, local in list(self._local.items()):
+            done, count = local.done, len(local.frames)
+            if not local.opened:
+                opens.append((answer, LEASE))
+            if count > local.flushed:
+                appends.append((answer, local.flushed + 1, local.frames[local.flushed:count]))
+            if done:
+                finishes.append((answer, self.grace))
+            if not local.opened or count > local.flushed or done:
+                parts.append((answer, local, count, done))
+        if not parts:
+            return
+        with anyio.CancelScope(shield=True):  # a batch written is a batch counted
+            try:
+                failed = await self.store.flush(opens, appends, finishes)
+            except Exception as exc:
+                failed = {answer: exc for answer, *_ in parts}
+        now = time.time()
+        for answer, local, count, done in parts:
+            exc = failed.get(answer)
+            if exc is None:
+                local.opened, local.flushed, local.failing_since = True, count, None
+                if done:
+                    local.stored = True
+                    self._local.pop(answer, None)  # its memory: readers here hold the rest
+                continue
+            if local.failing_since is None:
+                local.failing_since = now
+                log.warning("storing answer %s… failed: %s", answer[:6], type(exc).__name__)
+            local.close("The relay failed while storing the answer.",
+                        RelayFailure("The relay failed while storing the answer "
+                                     f"({type(exc).__name__})"))
+            if done and now - local.failing_since > _GIVE_UP_AFTER:
+                log.error("answer %s… given up: the store keeps failing", answer[:6])
+                self._local.pop(answer, None)
+
+    async def _watch(self, lease: float | None) -> None:
+        """Stop the producers asked to stop, or whose reader did not come back in time."""
+        running = [a for a, local in self._local.items() if local.opened and not local.done]
+        if not running:
+            return
+        try:
+            states = await self.store.watch(running, lease)
+        except Exception as exc:
+            log.warning("watching the resumable answers failed: %s", type(exc).__name__)
+            return
+        now = time.time()
+        for answer, (seen, stop) in states.items():
+            local = self._local.get(answer)
+            if local is None or local.done:
+                continue
             if stop:
                 local.close("Stopped by the client.")
-            elif local.readers == 0 and time.time() - max(seen, local.left) > self.grace:
+            elif local.readers == 0 and now - max(seen, local.left) > self.grace:
                 local.close(f"No reader came back within {self.grace:g} s; the answer was "
                             "closed.")
             else:
                 continue
             log.info("resumable answer %s… closed: %s", answer[:6], local.why)
-            return
 
-    async def _follow(self, answer: str, after: int, attached: bool) -> AsyncIterator[bytes]:
-        local = self._local.get(answer)
-        if local is not None and not attached:
+    async def _follow_local(self, local: _Local, after: int,
+                            attached: bool) -> AsyncIterator[bytes]:
+        """A reader in the producer's worker: the events from memory, as they come."""
+        if not attached:
             local.readers += 1
-        touched = 0.0
         try:
             while True:
-                changed = local.changed if local is not None else None
-                state, rows = await self.store.read(answer, after)
-                if state is None:
-                    yield encode_event("error", {"type": "resume_expired", "status": None,
-                                                 "message": "The answer expired."})
+                count = len(local.frames)
+                if count > after:
+                    data = b"".join(local.frames[after:count])
+                    after = count
+                    if local.done and count == len(local.frames):
+                        yield Last(data)  # the end of the response in the same write
+                        return
+                    yield data
+                    await asyncio.sleep(0)  # notice a hang-up
+                elif local.done:
                     return
-                if rows:
-                    after = rows[-1][0]
-                    yield b"".join(data for _, data in rows)
-                    await anyio.lowlevel.checkpoint()  # notice a hang-up
-                elif state != "running":
-                    return
-                elif changed is not None:
-                    with anyio.move_on_after(1.0):
-                        await changed.wait()
                 else:
-                    await anyio.sleep(_POLL_EVERY)
-                if local is None and time.time() - touched > TOUCH_EVERY:
-                    touched = time.time()  # a reader on another worker: tell the producer
-                    await self.store.touch(answer)
+                    await local.changed()
         finally:
-            if local is not None:
-                local.readers -= 1
-                local.left = time.time()
+            local.readers -= 1
+            local.left = time.time()
+
+    async def _follow_store(self, answer: str, after: int) -> AsyncIterator[bytes]:
+        """A reader on another worker (or after the answer left memory): poll the store."""
+        touched, running = 0.0, False
+        while True:
+            state, rows = await self.store.read(answer, after)
+            if state is None:
+                yield encode_event("error", _LOST if running else
+                                   {"type": "resume_expired", "status": None,
+                                    "message": "The answer expired."})
+                return
+            running = state == "running"
+            if rows:
+                after = rows[-1][0]
+                yield b"".join(data for _, data in rows)
+                await asyncio.sleep(0)  # notice a hang-up
+            elif not running:
+                return
+            else:
+                await anyio.sleep(_POLL_EVERY)
+            if running and time.time() - touched > TOUCH_EVERY:
+                touched = time.time()  # a reader on another worker: tell the producer
+                await self.store.touch(answer)
+
+    async def _known(self, answer: str) -> str | None:
+        """The answer's state in the store; an answer a flush old may not be there yet."""
+        state, _ = await self.store.read(answer, 10**12)
+        if state is None:
+            await anyio.sleep(2 * FLUSH_EVERY)
+            state, _ = await self.store.read(answer, 10**12)
+        return state
 
     async def resume(self, request: Request) -> Response:
         """``GET /api/chat/resume`` with ``Last-Event-ID``: the events after it, then the rest."""
@@ -203,8 +326,7 @@ class Answers:
             return error_response(400, "invalid_request_error",
                                   "Resume needs a Last-Event-ID header of the form "
                                   "<answer>.<event number>, as the events' ids have it.")
-        state, _ = await self.store.read(answer, 10**12)
-        if state is None:
+        if answer not in self._local and await self._known(answer) is None:
             return error_response(404, "resume_expired",
                                   "This answer is unknown or expired: an answer is kept "
                                   f"{self.grace:g} s after its connection drops or it "
@@ -213,12 +335,15 @@ class Answers:
 
     async def stop(self, answer: str) -> Response:
         """``POST /api/chat/stop/{answer}``: close the answer's upstream request now."""
-        if not await self.store.ask_stop(answer):
-            return error_response(404, "resume_expired", "No such answer (finished, expired "
-                                  "or never started): nothing to stop.")
         local = self._local.get(answer)
-        if local is not None:  # produced here: no need to wait for the watcher
+        if local is not None:  # produced here: at once, no store round trip
             local.close("Stopped by the client.")
+            return Response(status_code=204)
+        if not await self.store.ask_stop(answer):
+            await anyio.sleep(2 * FLUSH_EVERY)  # a flush old on another worker
+            if not await self.store.ask_stop(answer):
+                return error_response(404, "resume_expired", "No such answer (finished, "
+                                      "expired or never started): nothing to stop.")
         return Response(status_code=204)
 
     def add_routes(self, app: FastAPI) -> None:
@@ -228,9 +353,15 @@ class Answers:
                           status_code=204)
 
     async def close(self) -> None:
-        """Cancel every producer of this worker (the relay is shutting down)."""
+        """Cancel every producer of this worker (the relay is shutting down), store the rest."""
         tasks = [local.task for local in self._local.values() if local.task is not None]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+        with anyio.move_on_after(5):
+            await self._flush()

@@ -14,6 +14,11 @@ Deliberate choices:
 - **An answer's events are rows** (``seq``, bytes) a reader on any worker fetches after the
   last ``seq`` it has; the answer's state (running, finished, stop asked) sits beside them and is
   read *first*, so a reader that sees "finished" also sees every event.
+- **Batches for the producers' worker:** :meth:`AnswerLog.flush` writes what every answer of a
+  worker produced since the last flush in one call, :meth:`AnswerLog.watch` reads their readers
+  and stop flags (and renews their leases) in one call (issue 22: one store call per batch of
+  every answer cost the resumable route 4-5 x the floor). The defaults here call the single
+  operations one by one; a store does them in one transaction or pipeline.
 """
 
 from __future__ import annotations
@@ -81,6 +86,28 @@ class AnswerLog:
     async def ask_stop(self, answer: str) -> bool:
         """Ask the worker producing ``answer`` to stop; False if there is no such answer."""
         raise NotImplementedError
+
+    async def flush(self, opens: list[tuple[str, float]],
+                    appends: list[tuple[str, int, list[bytes]]],
+                    finishes: list[tuple[str, float]]) -> dict[str, Exception]:
+        """Open, append to and finish many answers at once (in that order); return the answers
+        whose writes failed, with why (an answer whose part failed is retried whole)."""
+        failed: dict[str, Exception] = {}
+        steps = ([(a, self.open_answer, (a, ttl)) for a, ttl in opens]
+                 + [(a, self.append, (a, seq, events)) for a, seq, events in appends]
+                 + [(a, self.finish, (a, keep)) for a, keep in finishes])
+        for answer, step, args in steps:
+            if answer not in failed:
+                try:
+                    await step(*args)  # type: ignore[operator]
+                except Exception as exc:
+                    failed[answer] = exc
+        return failed
+
+    async def watch(self, answers: list[str], lease: float | None = None
+                    ) -> dict[str, tuple[float, bool]]:
+        """:meth:`seen` of many answers; with ``lease``, keep running ones ``lease`` s more."""
+        return {answer: await self.seen(answer) for answer in answers}
 
 
 class Store(LimitCounters, AnswerLog):

@@ -137,5 +137,47 @@ class RedisStore(Store):
         return bool(await self._set_if_exists(keys=[self._key("answer", answer)],
                                               args=["stop", 1]))
 
+    async def flush(self, opens: list[tuple[str, float]],
+                    appends: list[tuple[str, int, list[bytes]]],
+                    finishes: list[tuple[str, float]]) -> dict[str, Exception]:
+        now = time.time()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for answer, ttl in opens:
+                    key = self._key("answer", answer)
+                    pipe.hset(key, mapping={"state": "running", "seen": now, "stop": 0})
+                    pipe.pexpire(key, int(ttl * 1000) + 1000)
+                for answer, _, events in appends:  # in order: list index + 1 is the seq
+                    key = self._key("events", answer)
+                    pipe.rpush(key, *events).expire(key, 3600)
+                for answer, keep in finishes:
+                    keys = self._key("answer", answer), self._key("events", answer)
+                    if keep <= 0:
+                        pipe.delete(*keys)
+                        continue
+                    pipe.hset(keys[0], "state", "finished")
+                    for key in keys:
+                        pipe.pexpire(key, int(keep * 1000))
+                await pipe.execute()
+        except Exception as exc:  # MULTI/EXEC: none of it was written
+            return {a: exc for a in [*(a for a, _ in opens), *(a for a, _, _ in appends),
+                                     *(a for a, _ in finishes)]}
+        return {}
+
+    async def watch(self, answers: list[str], lease: float | None = None
+                    ) -> dict[str, tuple[float, bool]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for answer in answers:
+                key = self._key("answer", answer)
+                pipe.hmget(key, ["seen", "stop", "state"])
+            rows = await pipe.execute()
+            if lease is not None:
+                for answer, (_, _, state) in zip(answers, rows, strict=True):
+                    if state == b"running":
+                        pipe.pexpire(self._key("answer", answer), int(lease * 1000))
+                await pipe.execute()
+        return {answer: (float(seen), stop == b"1") if seen is not None else (0.0, True)
+                for answer, (seen, stop, _) in zip(answers, rows, strict=True)}
+
     async def close(self) -> None:
         await self._redis.aclose()
