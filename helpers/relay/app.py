@@ -113,9 +113,11 @@ class ChatRoutes:
     async def open_stream(self, messages: list[dict], request: Request,
                           max_tokens: int | None = None) -> tuple[Batch, AsyncIterator[Batch]]:
         """Admit the request, ask the provider; its first batch and the rest (or raise)."""
-        ticket = await self.limiter.admit(request.scope, messages, max_tokens)  # or RelayLimit
+        specs = [t.spec() for t in self.tools]  # billed as prompt, every round (limits.py)
+        ticket = await self.limiter.admit(request.scope, messages, max_tokens,
+                                          tools=specs)  # or RelayLimit
         model = self.config.model
-        batches = (tool_batches(self.provider, model, messages, self.tools,
+        batches = (tool_batches(self.provider, model, messages, self.tools, ticket=ticket,
                                 max_tokens=ticket.max_tokens, **self.options) if self.tools
                    else upstream_batches(self.provider, model, messages,
                                          max_tokens=ticket.max_tokens, **self.options))
