@@ -28,20 +28,17 @@ timeout only runs *between* requests, from the end of a response to the next byt
   keeps reading and dropping, every read restarting its keep-alive timer;
 - **uvicorn's keep-alive timeout** set explicitly (``keep_alive_timeout``, 5 s:
   :meth:`ConnectionLimits.uvicorn_options`);
-- **at most ``max_per_client`` open connections per client** (64): one client is one address,
-  an IPv4-mapped IPv6 address is its IPv4 address, and an IPv6 address counts as its /64
-  (:func:`client_key`; one household or machine gets a /64, so a client could otherwise open
-  billions). One more gets a 429 in the project's error shape, ``{"error": {"type":
-  "too_many_connections", "message"}}``, written at once, before its request, and the
-  connection closed after a short linger (a close with unread bytes would be a reset that
-  can destroy the answer in the client's buffer). Not bounded by default: loopback
-  (``unbounded``), which is this machine itself: a proxy in front (nginx, where every client
-  arrives from 127.0.0.1) or a load test. The relay adds the proxies it trusts
-  (``--trust-proxy``): one proxy's address carries many clients.
+- **at most ``max_per_client`` open connections per client** (64; :func:`client_key`: an
+  IPv4-mapped address is its IPv4 one, an IPv6 address counts as its /64, which one machine
+  gets whole). One more gets a 429 in the project's error shape (``too_many_connections``),
+  written at once, before its request, then the connection is closed after a short linger
+  (a close with unread bytes is a reset, which can destroy the answer in the client's
+  buffer). Not bounded by default (``unbounded``): loopback, this machine itself (nginx in
+  front, where every client comes from 127.0.0.1; a load test); the relay adds the proxies it
+  trusts (one proxy's address carries many clients).
 
-Refusals and timeouts are answered below the app, so they cost no task and no route, and
-logged at info (a flood of them must not flood the log). Each refused or timed-out connection
-is closed; the server stays responsive for others.
+Refusals and timeouts are answered below the app (no task, no route) and logged at info (a
+flood of them must not flood the log); the server stays responsive for others.
 
 :func:`http_protocol` is what servers pass to uvicorn's ``http=``: this class with its limits
 (a :func:`functools.partial`, which pickles into ``--workers``' processes) when httptools is
@@ -57,7 +54,6 @@ import importlib.util
 import ipaddress
 import json
 import re
-import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,8 +135,7 @@ class ConnectionLimits:
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive (or None for no limit), not {value}")
         object.__setattr__(self, "unbounded", tuple(self.unbounded))
-        for entry in self.unbounded:
-            ipaddress.ip_network(entry.strip(), strict=False)  # a bad entry fails here
+        _ = self._unbounded  # parsed (and cached) now: a bad entry is a ValueError here
 
     @functools.cached_property
     def _unbounded(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -179,6 +174,11 @@ def _error_bytes(status: int, reason: str, kind: str, message: str,
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def _open_counts(server_state: Any) -> Counter[str]:
+    """Open connections per client key of one uvicorn server, kept on its ``ServerState``."""
+    return vars(server_state).setdefault(_OPEN, Counter())
+
+
 class HeadTooLarge(Exception):
     """Raised inside a parser callback: httptools reports it as a parser error."""
 
@@ -188,8 +188,7 @@ try:
 except ImportError:  # no httptools: http_protocol() says h11
     HttpToolsProtocol = object  # type: ignore[assignment,misc]
 
-#: open connections per client key, per uvicorn server (its ``ServerState``)
-_OPEN: weakref.WeakKeyDictionary[Any, Counter[str]] = weakref.WeakKeyDictionary()
+_OPEN = "helpers_open_per_client"  # the ServerState's Counter: its own loop's, no lock
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
@@ -213,7 +212,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-ty
         super().connection_made(transport)
         key = self.limits.bounded_key(self.client[0]) if self.client else None
         if key is not None:
-            counts = _OPEN.setdefault(self.server_state, Counter())
+            counts = _open_counts(self.server_state)
             if counts[key] >= (self.limits.max_per_client or 0):
                 self.logger.info("refused a connection: %d open from one client",
                                     counts[key])
@@ -238,11 +237,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-ty
     def _release(self) -> None:
         self._disarm()
         if self._counted is not None:
-            counts = _OPEN.get(self.server_state)
-            if counts is not None:
-                counts[self._counted] -= 1
-                if counts[self._counted] <= 0:
-                    del counts[self._counted]
+            counts = _open_counts(self.server_state)
+            counts[self._counted] -= 1
+            if counts[self._counted] <= 0:
+                del counts[self._counted]
             self._counted = None
 
     def _arm(self, seconds: float | None, late: Callable[[], None]) -> None:
