@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from test_architecture_trace import defined, section
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,30 +45,56 @@ def test_timing_table_marks_lessons_over_the_target():
     assert "tools/time_lessons.py" in table and "Median of 3 run(s)" in table
 
 
-def test_architecture_names_every_module_of_helpers():
-    """docs/architecture.md's module table lists every module of helpers/ (a package's modules
-    in its row, by name), and every helpers/ path it names exists."""
-    doc = (ROOT / "docs" / "architecture.md").read_text()
-    rows = {line.split("`")[1]: line for line in doc.splitlines() if line.startswith("| `")}
+def _module_rows() -> dict[str, str]:
+    """The module map's rows in docs/architecture.md: a path under helpers/ -> its main names."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in section(doc, "## Modules (`helpers/`)").splitlines():
+        if line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            rows[cells[0].strip("`")] = cells[-1]
+    return rows
+
+
+def _helpers_modules() -> set[str]:
     tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard",
                               "helpers"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.split()
-    missing = []
+    modules = set()
     for name in tracked:
         path = Path(name).relative_to("helpers")
         if path.suffix != ".py" or path.name in {"__init__.py", "__main__.py"}:
             continue
-        if len(path.parts) == 1:
-            named = any(f"`{path.name}`" in row for row in rows.values())
-        else:
-            row = rows.get(f"{path.parts[0]}/", "")
-            stem = "lessonN" if re.fullmatch(r"lesson\d+", path.stem) else path.stem
-            named = f"`{stem}`" in row
-        if not named:
-            missing.append(name)
-    assert missing == []
-    for named in set(re.findall(r"helpers/[\w/]+\.py", doc)):
+        if not (ROOT / name).exists():  # deleted in the work tree, not yet in the index
+            continue
+        stem = "lessonN" if re.fullmatch(r"lesson\d+", path.stem) else path.stem
+        modules.add(path.with_name(stem + ".py").as_posix())
+    return modules
+
+
+def test_architecture_names_every_module_of_helpers():
+    """docs/architecture.md's module map has one row per module of helpers/ (a package's
+    lessons as one `lessonN` row), no row for a module that is gone, and every helpers/ path
+    the doc names exists."""
+    rows = _module_rows()
+    modules = _helpers_modules()
+    assert sorted(modules - set(rows)) == [], "modules missing from the map"
+    assert sorted(set(rows) - modules) == [], "rows for modules that do not exist"
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for named in set(re.findall(r"helpers/[\w/.-]+\.(?:py|js)\b", doc)):
         assert (ROOT / named).exists(), f"docs/architecture.md names {named}, which is gone"
+
+
+def test_architecture_main_names_are_defined_in_their_module():
+    """Each module's main names in the map (`name` or `Class.method`) are defined there."""
+    missing = []
+    for path, names in _module_rows().items():
+        if path.endswith("lessonN.py"):
+            continue  # `check_lessonN_exM` stands for every lesson's checks
+        for name in re.findall(r"`([A-Za-z_][\w.]*)`", names):
+            if not defined(f"helpers/{path}", name):
+                missing.append(f"helpers/{path}:{name}")
+    assert missing == []
 
 
 def test_readme_provider_table_matches_the_providers_table():
