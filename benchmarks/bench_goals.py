@@ -1,4 +1,8 @@
-"""The goals of issue 17, judged from one benchmark run's rows (benchmarks/bench_relay.py).
+"""The goals of issues 17 and 22, judged from a benchmark run's rows (benchmarks/bench_relay.py).
+
+Issue 17's are the SSE route's; issue 22's the page's route (``"resumable": true``, a short
+history, the access token, one answer in ten dropped and resumed). Rows may be one run's or
+the median of several (``bench_relay.py --median-of``).
 
 Each goal is one row of a Markdown table: what it asks, what this run measured, met or not.
 A goal whose measurement is missing from the run (a quick or smoke run) says so.
@@ -8,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-SSE, NODE = "relay SSE", "node relay"
+SSE, NODE, PAGE = "relay SSE", "node relay", "relay page route"
 #: The cells where the SSE route must be ahead of the blog's Node relay: (scenario, c, which p50).
 NODE_CELLS = [("flat-out", 1, "total"), ("flat-out", 10, "total"), ("flat-out", 100, "total"),
               ("paced", 100, "first"), ("paced", 100, "total")]
@@ -68,11 +72,79 @@ def goals(rows: list[dict], extra: dict) -> list[tuple[str, str, str, bool | Non
         out.append(("aimed", "1000 held streams in ≤ 150 MB peak RSS",
                     f"{rss:.0f} MB, {held['errors']} errors",
                     rss <= 150 and held["errors"] == 0))
+    out += page_goals(rows, extra)
     seconds = extra.get("seconds")
     full = _row(rows, "flat-out", 1000, SSE) is not None
     out.append(("required", "`make bench` in under 6 minutes",
                 f"{seconds:.0f} s" if seconds else "–",
                 (seconds < 360) if (seconds and full) else None))
+    return out
+
+
+def page_goals(rows: list[dict], extra: dict) -> list[tuple[str, str, str, bool | None]]:
+    """Issue 22's goals for the page's route."""
+    out: list[tuple[str, str, str, bool | None]] = []
+    page_rows = [r for r in rows if r["target"].startswith(PAGE)]
+    failed = sum(r["errors"] for r in page_rows)
+    out.append(("required", "page's route: 0 failed answers at every level (1 in "
+                "10 dropped and resumed, byte-exact)",
+                f"{failed} failed of {sum(r['n'] for r in page_rows)}" if page_rows else "–",
+                failed == 0 if page_rows else None))
+    for scenario, c, what in NODE_CELLS:
+        ours, node = _row(rows, scenario, c, PAGE), _row(rows, scenario, c, NODE)
+        label = "first content" if what == "first" else "total"
+        paced_total = (scenario, what) == ("paced", "total")
+        than = "≤ 1.02 × the Node relay" if paced_total else "ahead of the Node relay"
+        goal = f"page's route {than}: {scenario}, c = {c}, {label} p50"
+        if ours is None or node is None:
+            out.append(("required", goal, "–", None))
+            continue
+        a, b = ours[f"{what}_p50_ms"], node[f"{what}_p50_ms"]
+        out.append(("required", goal, f"{a:.1f} ms vs Node {b:.1f} ms ({a / b:.2f} ×)",
+                    a <= 1.02 * b if paced_total else a < b))
+    out.append(("required", "flat out, c = 100: page's route total p50 ≤ 1.5 × floor",
+                *_ratio_goal(rows, "flat-out", 100, PAGE, "total", 1.5)))
+    out.append(("required", "paced, c = 100 arriving at once: page's route total p50 ≤ 1.05 × "
+                "floor", *_ratio_goal(rows, "paced", 100, PAGE, "total", 1.05)))
+    for scenario, c, what in NODE_CELLS:
+        ours, sse = _row(rows, scenario, c, PAGE), _row(rows, scenario, c, SSE)
+        label = "first content" if what == "first" else "total"
+        goal = f"page's route within 15 % of the SSE route: {scenario}, c = {c}, {label} p50"
+        if ours is None or sse is None:
+            out.append(("aimed", goal, "–", None))
+            continue
+        a, b = ours[f"{what}_p50_ms"], sse[f"{what}_p50_ms"]
+        out.append(("aimed", goal, f"{a:.1f} ms vs SSE {b:.1f} ms ({a / b:.2f} ×)",
+                    a <= 1.15 * b))
+    held = next((r for r in rows if r["scenario"] == "held" and r["target"] == PAGE), None)
+    rss = extra.get("peak_rss_mb_page", {}).get("held")
+    goal = "1000 held resumable streams in ≤ 200 MB peak RSS"
+    if held is None or rss is None or held["c"] < 1000:
+        out.append(("aimed", goal, "–", None))
+    else:
+        out.append(("aimed", goal, f"{rss:.0f} MB, {held['errors']} errors",
+                    rss <= 200 and held["errors"] == 0))
+    out.append(("aimed", "flat out, c = 1000: page's route total p50 ≤ 2 × floor",
+                *_ratio_goal(rows, "flat-out", 1000, PAGE, "total", 2.0)))
+    return out
+
+
+def median_rows(runs: list[list[dict]]) -> list[dict]:
+    """The median of several runs, cell by cell (errors: summed, so none is hidden)."""
+    import statistics
+
+    out = []
+    for row in runs[0]:
+        key = (row["scenario"], row["c"], row["target"])
+        same = [r for run in runs for r in run if (r["scenario"], r["c"], r["target"]) == key]
+        merged = dict(row)
+        for field, value in row.items():
+            if field == "errors":
+                merged[field] = sum(r[field] for r in same)
+            elif isinstance(value, float):
+                merged[field] = statistics.median(r[field] for r in same if field in r)
+        merged["runs"] = len(same)
+        out.append(merged)
     return out
 
 

@@ -49,6 +49,15 @@ QUESTION = "Stream me the benchmark answer."
 UPSTREAM_BODY = {"model": "moonshot-v1-8k", "stream": True,
                  "messages": [{"role": "user", "content": QUESTION}]}
 RELAY_BODY = {"question": QUESTION}
+#: What the chat page sends (helpers/static/chat.js): a short history, always resumable; with
+#: the access token header, to a relay that requires one.
+PAGE_BODY = {"question": QUESTION, "resumable": True,
+             "history": [{"role": "user", "content": "What is a prime number?"},
+                         {"role": "assistant", "content": "A number with exactly two divisors."}]}
+PAGE_TOKEN = "bench-page-token"
+#: One page answer in this many drops its connection mid-answer and resumes (loadgen.py).
+PAGE_DROP_EVERY = 10
+PAGE = "relay page route"
 #: where the openai npm package is (package.json's devDependencies; override for a try-out)
 NODE_MODULES = Path(os.environ.get("OPENAI_NODE_MODULES", ROOT / "node_modules"))
 
@@ -84,10 +93,10 @@ def raise_open_file_limit() -> int:
 
 
 @contextmanager
-def process(*args: str, cwd: Path = ROOT):
+def process(*args: str, cwd: Path = ROOT, env_extra: dict[str, str] | None = None):
     """Start a server that prints its URL on its first line; yield (url, pid)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "LLM_PROVIDER": "",
-           "NODE_PATH": str(NODE_MODULES)}
+           "NODE_PATH": str(NODE_MODULES), **(env_extra or {})}
     command = list(args) if args[0] == "node" else [sys.executable, *args]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd, env=env)
     try:
@@ -152,8 +161,11 @@ def machine() -> str:
 def measure(url: str, path: str, body: dict, kind: str, expected: str, c: int, n: int,
             timeout: float) -> loadgen.Report:
     """Run one load level against one target, once (turns are pooled by the caller)."""
+    page = kind == "page"
     return asyncio.run(loadgen.run(url, path, body, kind, expected, concurrency=c,
-                                   requests=n, timeout=timeout))
+                                   requests=n, timeout=timeout,
+                                   token=PAGE_TOKEN if page else "bench-key",
+                                   drop_every=PAGE_DROP_EVERY if page else 0))
 
 
 def relay_cmd(base_url: str, *extra: str) -> list[str]:
@@ -169,6 +181,10 @@ def start_targets(stack: ExitStack, up_url: str, which: str) -> list[tuple]:
                 None)]
     relay_url, relay_pid = stack.enter_context(process(*relay_cmd(up_url)))
     targets.append(("relay SSE", relay_url, "/api/chat/stream", RELAY_BODY, "sse", relay_pid))
+    token = {"RELAY_TOKEN": PAGE_TOKEN}
+    page_url, page_pid = stack.enter_context(process(*relay_cmd(up_url, "--require-token"),
+                                                     env_extra=token))
+    targets.append((PAGE, page_url, "/api/chat/stream", PAGE_BODY, "page", page_pid))
     if which == "floor+sse":
         return targets
     targets.append(("relay raw", relay_url, "/chatbot/llm/chatstream", RELAY_BODY, "raw",
@@ -185,6 +201,9 @@ def start_targets(stack: ExitStack, up_url: str, which: str) -> list[tuple]:
         url, pid = stack.enter_context(process(*relay_cmd(up_url, "--workers", "2")))
         targets.append(("relay SSE, 2 workers", url, "/api/chat/stream", RELAY_BODY, "sse",
                         pid))
+        url, pid = stack.enter_context(process(
+            *relay_cmd(up_url, "--workers", "2", "--require-token"), env_extra=token))
+        targets.append((PAGE + ", 2 workers", url, "/api/chat/stream", PAGE_BODY, "page", pid))
     return targets
 
 
@@ -236,6 +255,8 @@ def scenario(name: str, chunks: int, delay_ms: float, levels: list[tuple[int, in
                          if pid else ""), flush=True)
         extra.setdefault("peak_rss_mb", {})[name] = max(
             extra.get("peak_rss_mb", {}).get(name, 0.0), peak_rss_mb(relay_pid))
+        extra.setdefault("peak_rss_mb_page", {})[name] = max(
+            extra.get("peak_rss_mb_page", {}).get(name, 0.0), peak_rss_mb(targets[2][5]))
 
 
 def table(rows: list[dict]) -> str:
@@ -269,7 +290,24 @@ def main() -> int:
                       help="every scenario, small: for development (writes nothing)")
     mode.add_argument("--smoke", action="store_true", help="a tiny run for make test")
     parser.add_argument("--json", type=Path, help="also write the raw rows here")
+    parser.add_argument("--median-of", type=Path, nargs="+", metavar="JSON",
+                        help="run nothing: write the doc from the median of these runs' --json")
     args = parser.parse_args()
+    if args.median_of:
+        runs = [json.loads(path.read_text()) for path in args.median_of]
+        rows = bench_goals.median_rows([run["rows"] for run in runs])
+        extra = {key: value for key, value in runs[0].items() if key != "rows"}
+        for key in ("peak_rss_mb", "peak_rss_mb_page"):
+            extra[key] = {k: max(run.get(key, {}).get(k, 0.0) for run in runs)
+                          for k in runs[0].get(key, {})}
+        extra["seconds"] = max(run["seconds"] for run in runs)
+        extra["median_of"] = len(runs)
+        goals = bench_goals.goals_table(rows, extra)
+        print(table(rows))
+        print()
+        print(goals)
+        write_doc(rows, extra, goals)
+        return 0
     check_node()
     limit = raise_open_file_limit()
     rows: list[dict] = []
@@ -302,10 +340,14 @@ def write_doc(rows: list[dict], extra: dict, goals: str) -> None:
     doc = ROOT / "docs" / "performance.md"
     begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
     rss = ", ".join(f"{k} {v:.0f} MB" for k, v in extra["peak_rss_mb"].items())
+    rss += "; the page's route (resumable): " + ", ".join(
+        f"{k} {v:.0f} MB" for k, v in extra["peak_rss_mb_page"].items())
+    runs = (f" Each figure is the median of {extra['median_of']} runs (errors summed; peak RSS "
+            "and the run's time the largest)." if extra.get("median_of") else "")
     generated = (f"{begin}\nMeasured {date.today().isoformat()} on {machine()}; "
                  f"open-file limit {extra['open_file_limit']}; the run took "
-                 f"{extra['seconds']:.0f} s. Our relay's peak RSS per scenario: {rss}.\n\n"
-                 f"### The goals of issue 17\n\n{goals}\n\n### Every measurement\n\n"
+                 f"{extra['seconds']:.0f} s. Our relay's peak RSS per scenario: {rss}.{runs}\n\n"
+                 f"### The goals\n\n{goals}\n\n### Every measurement\n\n"
                  + table(rows) + f"\n{end}")
     text = doc.read_text() if doc.exists() else f"# Relay performance\n\n{begin}\n{end}\n"
     head, _, rest = text.partition(begin)
