@@ -230,3 +230,59 @@ def test_a_store_failure_is_the_relays_error_not_the_providers(
         "message": "The relay failed while storing the answer (InterfaceError)"}
     assert "event: delta" in body  # the first batch, stored before the failure
     offline.wait_for(lambda s: s["disconnects"] == 1, timeout=10)  # the upstream was closed
+
+
+class FailingClose:
+    """Upstream batches whose close fails (issue 22.4a: the answer stayed "running")."""
+
+    def __init__(self) -> None:
+        self.batches = [[("delta", {"content": "b"})]]
+
+    def __aiter__(self) -> FailingClose:
+        return self
+
+    async def __anext__(self) -> list:
+        if not self.batches:
+            raise RuntimeError("the provider's stream broke")
+        return self.batches.pop()
+
+    async def aclose(self) -> None:
+        raise OSError("closing failed")
+
+
+def test_an_answer_whose_clean_up_fails_still_ends_for_every_reader(tmp_path: Path) -> None:
+    from helpers.relay.resume import Answers
+
+    async def main() -> tuple[bytes, bytes]:
+        store = SQLiteStore(tmp_path / "s.sqlite3")
+        here = Answers(store, grace=5, failure=lambda exc: {"type": "upstream_error",
+                                                            "message": str(exc), "status": None})
+        elsewhere = Answers(store, grace=5, failure=lambda exc: {})
+        response = await here.respond([("delta", {"content": "a"})], FailingClose())
+        local = b"".join([part async for part in response.body_iterator])
+        answer = response.headers["x-relay-answer"]
+        await asyncio.sleep(0.3)  # the final flush
+        remote = b"".join([part async for part in elsewhere._follow_store(answer, 0)])
+        await store.close()
+        return local, remote
+
+    local, remote = asyncio.run(asyncio.wait_for(main(), 10))
+    for body in (local, remote):
+        assert body.count(b"event: delta") == 2 and b"the provider's stream broke" in body
+        assert body.rstrip().rpartition(b"event: ")[2].startswith(b"error")
+
+
+def test_a_reader_elsewhere_gives_up_when_the_producers_lease_lapses(tmp_path: Path) -> None:
+    from helpers.relay.resume import Answers
+
+    async def main() -> bytes:
+        store = SQLiteStore(tmp_path / "s.sqlite3")
+        await store.open_answer("gone", 0.5)  # its worker died: nobody renews it
+        await store.append("gone", 1, [b"id: gone.1\nevent: delta\ndata: {\"content\":\"x\"}\n\n"])
+        elsewhere = Answers(store, grace=5, failure=lambda exc: {})
+        body = b"".join([part async for part in elsewhere._follow_store("gone", 0)])
+        await store.close()
+        return body
+
+    body = asyncio.run(asyncio.wait_for(main(), 10))
+    assert b"event: delta" in body and b'"type":"relay_error"' in body

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import FAKE_KEY, need_system_part
+from conftest import FAKE_KEY, need_system_part, wait_until
 from httpx_sse import aconnect_sse
 from reliability_figures import record
 
@@ -55,9 +55,11 @@ def question(i: int) -> str:
     return f"Ticket {i:04d}: echo ticket {i:04d} back"
 
 
-async def one_stream(client: httpx.AsyncClient, i: int) -> tuple[int, str, list[str]]:
-    async with aconnect_sse(client, "POST", "api/chat/stream",
-                            json={"question": question(i)}) as source:
+async def one_stream(client: httpx.AsyncClient, i: int,
+                     resumable: bool = False) -> tuple[int, str, list[str]]:
+    """One answer; ``resumable``: as the page asks (``"resumable": true``, ids on the events)."""
+    body = {"question": question(i), **({"resumable": True} if resumable else {})}
+    async with aconnect_sse(client, "POST", "api/chat/stream", json=body) as source:
         status = source.response.status_code
         text, names = [], []
         async for event in source.aiter_sse():
@@ -83,16 +85,20 @@ def each_got_its_own(results: list[tuple[int, str, list[str]]],
     assert len({text for _, text, _ in results}) == STREAMS  # all distinct: no cross-talk
 
 
+@pytest.mark.parametrize("resumable", [False, True], ids=["plain", "resumable"])
 def test_a_thousand_concurrent_streams_each_get_their_own_answer(
-        enough_files: int, relay: Relay, offline: OfflineProvider) -> None:
+        enough_files: int, relay: Relay, offline: OfflineProvider, resumable: bool) -> None:
+    """Plain, and as the page asks: 1000 resumable answers, each in its producer's memory."""
     offline.hold()  # every stream waits before its final chunk until all are open
+    suffix = "_resumable" if resumable else ""
 
     async def main() -> tuple[list, float, float]:
         limits = httpx.Limits(max_connections=STREAMS + 10, max_keepalive_connections=20)
         async with httpx.AsyncClient(base_url=relay.url, limits=limits,
                                      timeout=httpx.Timeout(120, connect=60)) as client:
             started = time.perf_counter()
-            tasks = [asyncio.create_task(one_stream(client, i)) for i in range(STREAMS)]
+            tasks = [asyncio.create_task(one_stream(client, i, resumable))
+                     for i in range(STREAMS)]
             try:
                 await asyncio.to_thread(offline.wait_for,
                                         lambda s: s["held"] == STREAMS, 300)
@@ -101,16 +107,19 @@ def test_a_thousand_concurrent_streams_each_get_their_own_answer(
                 # The relay answers while 1000 streams are open.
                 probe = time.perf_counter()
                 health = await client.get("healthz")
-                record("load_healthz_with_1000_open_streams", time.perf_counter() - probe)
+                record("load_healthz_with_1000_open_streams" + suffix,
+                       time.perf_counter() - probe)
                 assert health.json()["ok"] is True
                 offline.release()
             results = await asyncio.gather(*tasks)
             return results, all_open - started, time.perf_counter() - started
 
     results, to_open, total = asyncio.run(main())
-    record("load_1000_streams_all_open", to_open)
-    record("load_1000_streams_total", total)
+    record("load_1000_streams_all_open" + suffix, to_open)
+    record("load_1000_streams_total" + suffix, total)
     each_got_its_own(results, offline)
+    if resumable:  # every answer stored and finished, then gone from the producer's memory
+        wait_until(lambda: not relay.app.state.answers._local, timeout=30)
     assert httpx.get(relay.url + "healthz", timeout=10).json()["ok"] is True
     after = httpx.post(relay.url + "api/chat/stream", json={"question": "What is 1+1?"},
                        timeout=30)

@@ -32,8 +32,11 @@ from helpers.offline import OfflineProvider
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
+@pytest.mark.parametrize("resumable", [False, True], ids=["plain", "resumable"])
 def test_a_thousand_streams_through_two_workers_behind_nginx(
-        enough_files: int, offline: OfflineProvider, tmp_path: Path) -> None:  # noqa: F811
+        enough_files: int, offline: OfflineProvider, tmp_path: Path,  # noqa: F811
+        resumable: bool) -> None:
+    """Plain, and as the page asks (1000 resumable answers over two workers sharing a store)."""
     need_system_part(NGINX is not None, "nginx (apt-get install nginx)")
     relay = RelayProcess("--workers", "2", "--base-url", offline.base_url, "--api-key", FAKE_KEY,
                          "--model", "moonshot-v1-8k", "--read-timeout", "120",
@@ -53,7 +56,8 @@ def test_a_thousand_streams_through_two_workers_behind_nginx(
             async with httpx.AsyncClient(base_url=proxy.url, limits=limits,
                                          timeout=httpx.Timeout(300, connect=60)) as client:
                 started = time.perf_counter()
-                tasks = [asyncio.create_task(one_stream(client, i)) for i in range(STREAMS)]
+                tasks = [asyncio.create_task(one_stream(client, i, resumable))
+                         for i in range(STREAMS)]
                 try:
                     await asyncio.to_thread(offline.wait_for,
                                             lambda s: s["held"] == STREAMS, 400)
@@ -64,8 +68,9 @@ def test_a_thousand_streams_through_two_workers_behind_nginx(
                 return results, all_open - started, time.perf_counter() - started
 
         results, to_open, total = asyncio.run(main())
-        record("load_workers2_nginx_1000_streams_all_open", to_open)
-        record("load_workers2_nginx_1000_streams_total", total)
+        suffix = "_resumable" if resumable else ""
+        record("load_workers2_nginx_1000_streams_all_open" + suffix, to_open)
+        record("load_workers2_nginx_1000_streams_total" + suffix, total)
         each_got_its_own(results, offline)
         assert httpx.get(proxy.url + "healthz", timeout=10).json()["ok"] is True
         assert "[crit]" not in proxy.log() and "[emerg]" not in proxy.log()
