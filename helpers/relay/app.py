@@ -25,6 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 import openai
@@ -51,7 +52,7 @@ from .uploads import FileOwners, add_file_routes, files_message
 from .upstream import Batch, relay_client, upstream_batches
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "DEFAULT_SYSTEM_PROMPT", "STATIC_DIR", "ChatRoutes",
-           "create_app"]
+           "create_app", "frame_ancestors"]
 
 log = logging.getLogger("helpers.relay")
 
@@ -62,10 +63,30 @@ DEFAULT_SYSTEM_PROMPT = (
     "and write formulas in LaTeX."
 )
 #: The page runs only its own scripts and talks only to where it came from; inline styles are
-#: allowed because KaTeX positions its formulas with style attributes (docs/page.md).
+#: allowed because KaTeX positions its formulas with style attributes (docs/page.md). Only
+#: 'self' and the allowed origins may frame it (:func:`frame_ancestors`).
 _PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                 "object-src 'none'; base-uri 'none'; form-action 'none'")
 _RAW_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def frame_ancestors(origins: Iterable[str] = ()) -> str:
+    """The CSP directive naming who may frame the page: 'self' and ``origins``.
+
+    Issue 23: without it, a page on another localhost port framed the relay invisibly and one
+    click sent a question (clickjacking). No ``X-Frame-Options``: ``frame-ancestors`` replaces
+    it in every current browser, and its only useful value (SAMEORIGIN) would hide the page
+    from a notebook's ``IFrame`` served by Jupyter on another port.
+    """
+    allowed = ["'self'"]
+    for origin in origins:
+        parts = urlsplit(origin.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc \
+                or parts.path.strip("/") or parts.query or parts.fragment \
+                or any(c in parts.netloc for c in " ;,'\"@"):
+            raise ValueError(f"a frame origin is scheme://host[:port], not {origin!r}")
+        allowed.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return "frame-ancestors " + " ".join(dict.fromkeys(allowed))
 
 
 class ChatRoutes:
@@ -87,6 +108,7 @@ class ChatRoutes:
         self.limiter = Limiter(limits or Limits(), store, trusted_proxies, model=config.model)
         self.answers = Answers(store, grace=resume_grace, failure=self.error_data)
         self.file_owners = FileOwners()  # replaced by the file routes' own in add_routes
+        self.page_policy = f"{_PAGE_POLICY}; {frame_ancestors()}"  # create_app sets others
 
     def identify(self, scope: dict) -> str:
         """The client a request comes from (for its files)."""
@@ -178,7 +200,7 @@ class ChatRoutes:
     async def page(self) -> Response:
         """Serve the chat page."""
         return FileResponse(STATIC_DIR / "index.html", headers={
-            "Cache-Control": "no-cache", "Content-Security-Policy": _PAGE_POLICY})
+            "Cache-Control": "no-cache", "Content-Security-Policy": self.page_policy})
 
     def add_routes(self, app: FastAPI) -> None:
         """Add every route to ``app``: the streams, resume and stop, files, page, health."""
@@ -222,7 +244,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                trusted_proxies: Iterable[str] = (),
                resume_grace: float = DEFAULT_GRACE,
                token: str | Mapping[str, str] | None = None,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+               max_upload_bytes: int = MAX_UPLOAD_BYTES,
+               allow_frame_origins: Iterable[str] = ()) -> FastAPI:
     """Build the relay's FastAPI app for ``config`` (default: ``load_config()``).
 
     Args:
@@ -245,6 +268,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         token: require ``Authorization: Bearer <token>`` (one shared token, or ``{name:
             token}`` per client); see :mod:`helpers.relay.access`. Default: none needed.
         max_upload_bytes: the largest file ``POST /api/files`` takes (other bodies: 256 kB).
+        allow_frame_origins: origins whose pages may show the chat page in a frame, besides
+            its own (``http://127.0.0.1:8888``); others cannot (clickjacking).
     """
     config = config or load_config()
     allow_origins = list(allow_origins)  # read twice: the guards and CORS
@@ -253,6 +278,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                         system_prompt=system_prompt, tools=tools, limits=limits, store=shared,
                         trusted_proxies=TrustedProxies(trusted_proxies),
                         resume_grace=resume_grace)
+    routes.page_policy = f"{_PAGE_POLICY}; {frame_ancestors(allow_frame_origins)}"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -19,14 +19,20 @@ Deliberate choices:
   when it does not (Binder), requests that jupyter-server-proxy forwarded to *this* port are
   accepted from any host: the relay then listens on a remote container's loopback, which a
   rebinding page cannot reach except through the hub's authenticated proxy.
+- **Framing follows the notebook.** The page may be framed by its own origin only (a hub's
+  proxy serves it same-origin) plus, when the relay starts in a kernel of a plain Jupyter
+  server (another port: another origin), that one server (:func:`jupyter_frame_origins`:
+  the server whose ``jpserver-<pid>.json`` names the kernel's parent process).
 
 Details in docs/architecture.md (the relay's guards).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -36,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .bodies import error_response
 
 __all__ = ["LOOPBACK", "MAX_BODY_BYTES", "MAX_UPLOAD_BYTES", "Guards", "jupyter_allowances",
-           "refuse_scope"]
+           "jupyter_frame_origins", "refuse_scope"]
 
 MAX_BODY_BYTES = 256_000
 MAX_UPLOAD_BYTES = 8_000_000  # POST /api/files
@@ -150,3 +156,37 @@ def jupyter_allowances(env: Mapping[str, str] | None = None) -> tuple[list[str],
             if netloc:
                 hosts.append(netloc)
     return hosts, (None if hosts else prefix)
+
+
+def jupyter_frame_origins(env: Mapping[str, str] | None = None,
+                          runtime_dir: str | Path | None = None) -> list[str]:
+    """Return the origin of the Jupyter server this kernel runs under, to let it frame the page.
+
+    The server that launched this kernel is the one whose runtime file
+    ``jpserver-<pid>.json`` has the kernel's ``JPY_PARENT_PID``; its ``url`` gives the origin
+    (a loopback server under both localhost and 127.0.0.1, as a browser may open either).
+    Outside a kernel, under JupyterHub (the page is then same-origin) or when no such file
+    exists, returns ``[]``.
+    """
+    env = os.environ if env is None else env
+    pid = env.get("JPY_PARENT_PID", "").strip()
+    if not pid.isdigit() or env.get("JUPYTERHUB_SERVICE_PREFIX"):
+        return []
+    if runtime_dir is None:
+        try:
+            from jupyter_core.paths import jupyter_runtime_dir
+        except ImportError:
+            return []
+        runtime_dir = jupyter_runtime_dir()
+    try:
+        info = json.loads((Path(runtime_dir) / f"jpserver-{pid}.json").read_text())
+    except (OSError, ValueError):
+        return []
+    url = urlsplit(str(info.get("url", "")))
+    if str(info.get("pid")) != pid or url.scheme not in ("http", "https") or not url.hostname:
+        return []
+    port = f":{url.port}" if url.port else ""
+    # CSP has no syntax for an IPv6 literal (Chromium ignores "http://[::1]:8888"): two names
+    names = ["localhost", "127.0.0.1"] if _hostname(url.netloc) in LOOPBACK \
+        else [url.netloc.lower().rsplit(":", 1)[0] if url.port else url.netloc.lower()]
+    return [f"{url.scheme}://{name}{port}" for name in names]

@@ -24,7 +24,7 @@ from ..settings import Config, load_config
 from .access import new_token, why_token_required
 from .app import DEFAULT_READ_TIMEOUT, create_app
 from .collector import serving_gc
-from .guards import jupyter_allowances
+from .guards import jupyter_allowances, jupyter_frame_origins
 from .toolstream import MATH_TOOLS
 from .workers import add_scale_options, scale_options, serve_workers
 
@@ -98,14 +98,16 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
                 allow_origins: Iterable[str] = (), allow_hosts: Iterable[str] = (),
                 read_timeout: float = DEFAULT_READ_TIMEOUT, jupyter: bool | None = None,
                 name: str = "relay", loop: str = "asyncio", require_token: bool | None = None,
-                token: str | None = None, **app_options: Any) -> Relay:
+                token: str | None = None, allow_frame_origins: Iterable[str] = (),
+                **app_options: Any) -> Relay:
     """Start the relay in a background thread (re-running replaces the previous one).
 
     Args:
         config: provider settings (default: ``load_config()``, offline when there is no key).
         host, port: where to listen; port 0 picks a free port.
         allow_origins, allow_hosts, read_timeout: see :func:`create_app`.
-        jupyter: apply the JupyterHub/Binder allowances (see :func:`jupyter_allowances`);
+        jupyter: apply the JupyterHub/Binder allowances (see :func:`jupyter_allowances`) and
+            let this kernel's Jupyter server frame the page (:func:`jupyter_frame_origins`);
             ``None`` detects them from the environment.
         name: background-server name; one relay per name.
         loop: uvicorn's event loop; the CLI uses "uvloop" when installed (a relay in its own
@@ -114,13 +116,16 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
             can reach the relay (:func:`~helpers.relay.access.why_token_required`); False
             there is an error.
         token: the token to require (default: a new random one when required).
+        allow_frame_origins: other origins that may show the page in a frame
+            (:func:`~helpers.relay.app.create_app`).
     """
     config = config or load_config()
     token = _access_token(host, require_token, token)
     hosts, prefix = jupyter_allowances() if jupyter is not False else ([], None)
+    frames = [*allow_frame_origins, *(jupyter_frame_origins() if jupyter is not False else ())]
     app = create_app(config, allow_origins=allow_origins, allow_hosts=[*allow_hosts, *hosts],
                      read_timeout=read_timeout, trust_proxy_prefix=prefix, token=token,
-                     **app_options)
+                     allow_frame_origins=frames, **app_options)
     server = BackgroundServer(app, host=host, port=port, name=name, lifespan="on", loop=loop)
     server.start()
     hub_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") if jupyter is not False else None
@@ -152,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN")
     parser.add_argument("--allow-host", action="append", default=[], metavar="HOST")
+    parser.add_argument("--allow-frame-origin", action="append", default=[], metavar="ORIGIN",
+                        help="an origin whose pages may show the chat page in a frame "
+                             "(default: only the relay's own)")
     parser.add_argument("--read-timeout", type=float, default=DEFAULT_READ_TIMEOUT,
                         metavar="S", help="seconds to wait for the provider's next bytes")
     parser.add_argument("--math-tools", action="store_true",
@@ -175,13 +183,14 @@ def main(argv: list[str] | None = None) -> int:
                                  loop="uvloop" if importlib.util.find_spec("uvloop")
                                  else "asyncio", allow_origins=args.allow_origin,
                                  allow_hosts=args.allow_host, read_timeout=args.read_timeout,
-                                 **scale)
+                                 allow_frame_origins=args.allow_frame_origin, **scale)
         relay = start_relay(config, host=args.host, port=args.port,
                             allow_origins=args.allow_origin, allow_hosts=args.allow_host,
                             read_timeout=args.read_timeout, jupyter=False, name="relay-cli",
                             require_token=args.require_token or None,
                             token=os.environ.get(TOKEN_VAR) or None,
-                            tools=MATH_TOOLS if args.math_tools else (), **scale,
+                            tools=MATH_TOOLS if args.math_tools else (),
+                            allow_frame_origins=args.allow_frame_origin, **scale,
                             loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
