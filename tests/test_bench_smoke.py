@@ -29,7 +29,7 @@ def test_bench_smoke_runs_every_target_with_correct_answers(tmp_path):
                            str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
-    assert {r["target"] for r in rows} == {"floor (direct)", "relay SSE", "relay raw",
-                                           "naive relay", "node relay"}
-    assert sum(r["n"] for r in rows) == 5 * (3 + 8)
+    assert {r["target"] for r in rows} == {"floor (direct)", "relay SSE", "relay page route",
+                                           "relay raw", "naive relay", "node relay"}
+    assert sum(r["n"] for r in rows) == 6 * (3 + 8)
     assert all(r["errors"] == 0 for r in rows), [r["first_error"] for r in rows]

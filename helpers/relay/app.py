@@ -118,7 +118,10 @@ class ChatRoutes:
         """The ``error`` event's data for a failure after the stream began."""
         failure = describe_failure(exc, secret=self.config.api_key,
                                    read_timeout=self.read_timeout)
-        log.info("upstream failed while streaming: %s", failure.type)
+        if failure.type == "relay_error":  # the relay's own failure, not the provider's
+            log.warning("relay failed while streaming: %s", failure.message)
+        else:
+            log.info("upstream failed while streaming: %s", failure.type)
         return {"type": failure.type, "message": failure.message,
                 "status": failure.upstream_status}
 
