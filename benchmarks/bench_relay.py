@@ -343,7 +343,7 @@ def write_doc(rows: list[dict], extra: dict, goals: str) -> None:
     rss += "; the page's route (resumable): " + ", ".join(
         f"{k} {v:.0f} MB" for k, v in extra["peak_rss_mb_page"].items())
     runs = (f" Each figure is the median of {extra['median_of']} runs (errors summed; peak RSS "
-            "and the run's time the largest)." if extra.get("median_of") else "")
+            "and the run's time the largest)." if extra.get("median_of", 1) > 1 else "")
     generated = (f"{begin}\nMeasured {date.today().isoformat()} on {machine()}; "
                  f"open-file limit {extra['open_file_limit']}; the run took "
                  f"{extra['seconds']:.0f} s. Our relay's peak RSS per scenario: {rss}.{runs}\n\n"

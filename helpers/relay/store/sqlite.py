@@ -25,6 +25,8 @@ from .base import Store
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
+#: How often a batched flush removes expired answers (a scan of the answers table).
+_PURGE_EVERY = 5.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (client TEXT, lease TEXT PRIMARY KEY, expires REAL);
 CREATE TABLE IF NOT EXISTS hits (client TEXT, at REAL);
@@ -65,6 +67,7 @@ class SQLiteStore(Store):
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._purged = 0.0  # when flush last removed expired answers
 
     @property
     def url(self) -> str:  # type: ignore[override]
@@ -213,12 +216,17 @@ class SQLiteStore(Store):
         events = [(answer, seq + i, data) for answer, seq, frames in appends
                   for i, data in enumerate(frames)]
 
+        purge = bool(opens) and time.time() - self._purged > _PURGE_EVERY
+        if purge:
+            self._purged = time.time()
+
         def work(db: sqlite3.Connection, now: float) -> None:
-            if opens:
+            if purge:  # expired answers: a scan of the table, not on every flush
                 expired = [(r[0],) for r in db.execute(
                     "SELECT id FROM answers WHERE expires < ?", (now,))]
                 db.executemany("DELETE FROM events WHERE answer = ?", expired)
                 db.execute("DELETE FROM answers WHERE expires < ?", (now,))
+            if opens:
                 db.executemany("INSERT INTO answers VALUES (?, 'running', ?, ?, 0)",
                                [(a, now + ttl, now) for a, ttl in opens])
             if events:
