@@ -11,7 +11,6 @@ loopback from its own source address, and the test servers leave it unbounded.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import resource
@@ -32,7 +31,6 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from helpers.bounded_http import DEFAULT_LIMITS, ConnectionLimits
-from helpers.relay.runner import start_relay
 from helpers.relay.workers import add_scale_options, connection_limits
 from helpers.servers import BackgroundServer
 
@@ -254,12 +252,6 @@ def test_the_relay_cli_flags_make_the_connection_limits() -> None:
         ["--max-connections-per-client", "0"])).max_per_client is None
 
 
-#: runner.py passes the flags on once tmp/patches/runner.patch is applied
-_WIRED = "connections" in inspect.signature(start_relay).parameters
-
-
-@pytest.mark.xfail(not _WIRED, strict=True, reason="runner.py does not pass the connection "
-                   "flags on yet (tmp/patches/runner.patch)")
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_the_relay_cli_passes_its_connection_flags_on(workers: str) -> None:
     relay = RelayProcess("--workers", workers, "--head-timeout", "0.5", "--trust-proxy",

@@ -200,9 +200,23 @@ def test_history_reaches_the_provider(app: Any) -> None:
     assert text_of(events) == 'Your previous question was: "What is a prime number?"'
 
 
-def test_messages_form_keeps_its_own_system_prompt(app: Any) -> None:
+def test_messages_form_cannot_replace_the_teachers_system_prompt(
+        app: Any, offline: OfflineProvider) -> None:
     messages = [{"role": "system", "content": "Be terse."},
                 {"role": "user", "content": "What is 1+1?"}]
+    refused = call(app, "POST", "/api/chat/stream", json={"messages": messages})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "system_prompt_not_allowed"
+    assert offline.stats()["chat_requests"] == 0  # never sent upstream
+    turns = call(app, "POST", "/api/chat/stream", json={"messages": messages[1:]})
+    assert dict(sse_events(turns.text))["usage"]["prompt_tokens"] == count_prompt_tokens(
+        [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, messages[1]])  # the teacher's
+
+
+def test_messages_form_keeps_its_own_system_prompt_when_allowed(config: Config) -> None:
+    messages = [{"role": "system", "content": "Be terse."},
+                {"role": "user", "content": "What is 1+1?"}]
+    app = create_app(config, read_timeout=5, allow_system_prompt=True)
     events = sse_events(call(app, "POST", "/api/chat/stream", json={"messages": messages}).text)
     assert text_of(events) == "$1 + 1 = 2$."
     assert dict(events)["usage"]["prompt_tokens"] == count_prompt_tokens(messages)

@@ -21,6 +21,7 @@ Deliberate choices (the wire contract and the rest are in docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -39,7 +40,7 @@ from ..providers.table import traits_for
 from ..settings import Config, load_config
 from ..tools.loop import Tool
 from .access import AccessToken
-from .bodies import BlogRequest, ChatRequest, error_response
+from .bodies import BlogRequest, ChatRequest, SystemPromptRefused, error_response
 from .eventstream import EventStream, answer_frames
 from .guards import MAX_UPLOAD_BYTES, Guards
 from .handlers import add_error_handlers
@@ -98,9 +99,12 @@ class ChatRoutes:
     def __init__(self, config: Config, *, client: openai.AsyncOpenAI | None,
                  read_timeout: float, system_prompt: str | None, tools: Sequence[Tool],
                  limits: Limits | None, store: Store, trusted_proxies: TrustedProxies,
-                 resume_grace: float) -> None:
+                 resume_grace: float, allow_system_prompt: bool = False) -> None:
         self.config, self.read_timeout, self.system_prompt = config, read_timeout, system_prompt
+        self.allow_system_prompt = allow_system_prompt
         self.tools, self.proxies = tools, trusted_proxies
+        if tools:  # the tool loop checks arguments with jsonschema, imported on its first call:
+            importlib.import_module("jsonschema")  # ~0.9 s on the event loop; here, at start
         self.owns_client = client is None
         self.provider = client or relay_client(config, read_timeout=read_timeout)
         self.options = {"ask_for_usage": traits_for(config.provider, config.model).ask_for_usage,
@@ -127,8 +131,8 @@ class ChatRoutes:
 
     def refuse(self, exc: Exception) -> JSONResponse:
         """The HTTP error for a failure before the stream began."""
-        if isinstance(exc, RelayLimit):
-            log.info("relay limit: %s", exc.kind)
+        if isinstance(exc, RelayLimit | SystemPromptRefused):
+            log.info("refused by the relay: %s", exc.kind)
             return exc.response()
         failure = describe_failure(exc, secret=self.config.api_key,
                                    read_timeout=self.read_timeout)
@@ -153,7 +157,8 @@ class ChatRoutes:
     async def chat_stream(self, body: ChatRequest, request: Request) -> Response:
         """Stream the answer as named SSE events (resumable when the body asks)."""
         try:
-            messages = body.to_messages(self.system_prompt)
+            messages = body.to_messages(self.system_prompt,
+                                        allow_system=self.allow_system_prompt)
             if body.files:  # the client's own uploads, as one system message (uploads.py)
                 attached = await files_message(self.provider, self.file_owners,
                                                self.identify(request.scope), body.files)
@@ -248,7 +253,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                resume_grace: float = DEFAULT_GRACE,
                token: str | Mapping[str, str] | None = None,
                max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               allow_frame_origins: Iterable[str] = ()) -> FastAPI:
+               allow_frame_origins: Iterable[str] = (),
+               allow_system_prompt: bool = False) -> FastAPI:
     """Build the relay's FastAPI app for ``config`` (default: ``load_config()``).
 
     Args:
@@ -256,7 +262,9 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         allow_origins: other origins whose pages may call the relay (they also get CORS).
         allow_hosts: extra Host names to answer (any port), e.g. a JupyterHub's host.
         read_timeout: seconds to wait for the provider's next bytes before giving up.
-        system_prompt: prepended when the request brings no system message (None: none).
+        system_prompt: the teacher's system prompt, first in every request (None: none).
+        allow_system_prompt: let a ``messages`` body's own system message replace it
+            (default: such a body is a 400, :class:`~helpers.relay.bodies.SystemPromptRefused`).
         client: an ``openai.AsyncOpenAI`` to use instead of one built from ``config``.
         trust_proxy_prefix: a JupyterHub prefix (Binder); see :mod:`helpers.relay.guards`.
         tools: functions the model may call, run here in a tool loop (e.g. ``MATH_TOOLS``);
@@ -280,7 +288,7 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
     routes = ChatRoutes(config, client=client, read_timeout=read_timeout,
                         system_prompt=system_prompt, tools=tools, limits=limits, store=shared,
                         trusted_proxies=TrustedProxies(trusted_proxies),
-                        resume_grace=resume_grace)
+                        resume_grace=resume_grace, allow_system_prompt=allow_system_prompt)
     routes.page_policy = f"{_PAGE_POLICY}; {frame_ancestors(allow_frame_origins)}"
 
     @asynccontextmanager

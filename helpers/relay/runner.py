@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ..bounded_http import LOOPBACK_NETWORKS, ConnectionLimits
 from ..servers import BackgroundServer, wait_for_signal
 from ..settings import Config, load_config
 from .access import new_token, why_token_required
@@ -26,7 +27,7 @@ from .app import DEFAULT_READ_TIMEOUT, create_app
 from .collector import serving_gc
 from .guards import jupyter_allowances, jupyter_frame_origins
 from .toolstream import MATH_TOOLS
-from .workers import add_scale_options, scale_options, serve_workers
+from .workers import add_scale_options, connection_limits, scale_options, serve_workers
 
 __all__ = ["DEFAULT_PORT", "Relay", "main", "start_relay"]
 
@@ -99,7 +100,7 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
                 read_timeout: float = DEFAULT_READ_TIMEOUT, jupyter: bool | None = None,
                 name: str = "relay", loop: str = "asyncio", require_token: bool | None = None,
                 token: str | None = None, allow_frame_origins: Iterable[str] = (),
-                **app_options: Any) -> Relay:
+                connections: ConnectionLimits | None = None, **app_options: Any) -> Relay:
     """Start the relay in a background thread (re-running replaces the previous one).
 
     Args:
@@ -118,6 +119,9 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
         token: the token to require (default: a new random one when required).
         allow_frame_origins: other origins that may show the page in a frame
             (:func:`~helpers.relay.app.create_app`).
+        connections: head and body deadlines, keep-alive, connections per client
+            (:mod:`helpers.bounded_http`; default its classroom limits, the trusted proxies
+            unbounded like loopback).
     """
     config = config or load_config()
     token = _access_token(host, require_token, token)
@@ -126,7 +130,11 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
     app = create_app(config, allow_origins=allow_origins, allow_hosts=[*allow_hosts, *hosts],
                      read_timeout=read_timeout, trust_proxy_prefix=prefix, token=token,
                      allow_frame_origins=frames, **app_options)
-    server = BackgroundServer(app, host=host, port=port, name=name, lifespan="on", loop=loop)
+    if connections is None:
+        connections = ConnectionLimits(unbounded=(
+            *LOOPBACK_NETWORKS, *app_options.get("trusted_proxies", ())))
+    server = BackgroundServer(app, host=host, port=port, name=name, lifespan="on", loop=loop,
+                              limits=connections)
     server.start()
     hub_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") if jupyter is not False else None
     return Relay(app, server, config, proxy_prefix=hub_prefix, token=token)
@@ -164,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="S", help="seconds to wait for the provider's next bytes")
     parser.add_argument("--math-tools", action="store_true",
                         help="give the assistant a calculator it calls (a server-side tool loop)")
+    parser.add_argument("--allow-system-prompt", action="store_true",
+                        help="let a 'messages' body's own system message replace the relay's "
+                             "system prompt (default: such a body is a 400)")
     parser.add_argument("--require-token", action="store_true",
                         help="require an access token even on loopback (always required "
                              "beyond loopback and on a JupyterHub); RELAY_TOKEN in the "
@@ -175,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(provider, model=args.model, base_url=args.base_url,
                              api_key=args.api_key)
         scale = scale_options(args)
+        connections = connection_limits(args)
         if args.workers > 1:
             token = _access_token(args.host, args.require_token or None,
                                   os.environ.get(TOKEN_VAR) or None)
@@ -183,14 +195,18 @@ def main(argv: list[str] | None = None) -> int:
                                  loop="uvloop" if importlib.util.find_spec("uvloop")
                                  else "asyncio", allow_origins=args.allow_origin,
                                  allow_hosts=args.allow_host, read_timeout=args.read_timeout,
-                                 allow_frame_origins=args.allow_frame_origin, **scale)
+                                 allow_frame_origins=args.allow_frame_origin,
+                                 allow_system_prompt=args.allow_system_prompt,
+                                 connections=connections, **scale)
         relay = start_relay(config, host=args.host, port=args.port,
                             allow_origins=args.allow_origin, allow_hosts=args.allow_host,
                             read_timeout=args.read_timeout, jupyter=False, name="relay-cli",
                             require_token=args.require_token or None,
                             token=os.environ.get(TOKEN_VAR) or None,
                             tools=MATH_TOOLS if args.math_tools else (),
-                            allow_frame_origins=args.allow_frame_origin, **scale,
+                            allow_frame_origins=args.allow_frame_origin,
+                            allow_system_prompt=args.allow_system_prompt,
+                            connections=connections, **scale,
                             loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
