@@ -121,3 +121,23 @@ def test_the_relay_tells_the_model_why_a_huge_round_was_refused(offline) -> None
     answer = "".join(d["content"] for name, d in events[results[0]:] if name == "delta")
     assert refusal in answer  # the model's next request carried it
     assert offline.stats()["chat_requests"] == 2
+
+
+def test_a_relay_with_tools_imports_jsonschema_before_it_serves() -> None:
+    """The tool loop checks arguments with jsonschema, whose first import took 0.9-1.5 s: on
+    the event loop at the first tool call, /healthz waited that long. The app imports it when
+    it is built with tools (a fresh interpreter shows it; a relay without tools does not)."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from helpers.relay import create_app; "
+              "from helpers.relay.toolstream import MATH_TOOLS; "
+              "from helpers.settings import Config; "
+              "config = Config('offline', 'http://127.0.0.1:9/v1', 'moonshot-v1-8k', 'k'); "
+              "before = 'jsonschema' in sys.modules; create_app(config{}); "
+              "print(before, 'jsonschema' in sys.modules)")
+    def run(extra: str) -> str:
+        return subprocess.run([sys.executable, "-c", script.format(extra)], capture_output=True,
+                              text=True, check=True, timeout=60).stdout.split()
+    assert run(", tools=MATH_TOOLS") == ["False", "True"]
+    assert run("") == ["False", "False"]
