@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from httpx_sse import EventSource
 
 from helpers.offline import OfflineProvider
 from helpers.servers import stop_all
@@ -212,3 +216,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if unmarked:
         raise pytest.UsageError("these tests start Chromium without the browser mark: "
                                 + ", ".join(unmarked[:10]))
+
+
+#: A held function goes on by itself after this (liveness, not speed).
+HOLD_DEADLINE = 60.0
+
+
+class Hold:
+    """Holds a function at its start until released, and records the order of events (the
+    hostile-input tests: /healthz answers while heavy work is provably still running)."""
+
+    def __init__(self) -> None:
+        self.entered, self.released = threading.Event(), threading.Event()
+        self.events: list[str] = []
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def held(*args: Any, **kwargs: Any) -> Any:
+            self.events.append("held")
+            self.entered.set()
+            if not self.released.wait(HOLD_DEADLINE):
+                self.events.append("never released")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.events.append("finished")
+        return held
+
+
+def sse_events(text: str) -> list[tuple[str, dict]]:
+    """Parse an SSE body into (event, JSON data) pairs with httpx-sse's public EventSource."""
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              content=text.encode())
+    return [(event.event, json.loads(event.data)) for event in EventSource(response).iter_sse()]

@@ -12,13 +12,12 @@ never reached it.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import FAKE_KEY
+from conftest import FAKE_KEY, sse_events
 
 from helpers.offline import OfflineProvider
 from helpers.relay import Relay, start_relay
@@ -53,13 +52,7 @@ def ask(relay: Relay, n: int) -> httpx.Response:
 
 
 def events(response: httpx.Response) -> list[tuple[str, dict]]:
-    out, name = [], ""
-    for line in response.text.splitlines():
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            out.append((name, json.loads(line[6:])))
-    return out
+    return sse_events(response.text)
 
 
 def used(relay: Relay) -> float:

@@ -6,7 +6,6 @@ ORDER of events is asserted, never a time (benchmarks/bench_stall.py measures th
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from conftest import Hold
 
 import helpers.money.tokens as tokens
 import helpers.relay.limits as limits_module
@@ -32,7 +32,6 @@ ALICE = ("10.0.0.1", 5000)
 FORM = "multipart/form-data; boundary=B"
 #: 1 MB of empty parts: the email parser took 6.9 s on it, on the event loop
 EMPTY_PARTS = b"--B\r\n\r\nx\r\n" * (1024 * 1024 // 10)
-HOLD_DEADLINE = 60.0  # a held function goes on by itself after this (liveness, not speed)
 PROBE_TIMEOUT = 15.0  # /healthz must answer within this while the heavy work is held
 
 
@@ -41,26 +40,6 @@ def nested(depth: int) -> bytes:
     heads = b"".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n"
                      .encode() for i in range(depth))
     return heads + b"x" + b"".join(f"\r\n--b{i}--\r\n".encode() for i in reversed(range(depth)))
-
-
-class Hold:
-    """Holds a function at its start until released, and records the order of events."""
-
-    def __init__(self) -> None:
-        self.entered, self.released = threading.Event(), threading.Event()
-        self.events: list[str] = []
-
-    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def held(*args: Any, **kwargs: Any) -> Any:
-            self.events.append("held")
-            self.entered.set()
-            if not self.released.wait(HOLD_DEADLINE):
-                self.events.append("never released")
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.events.append("finished")
-        return held
 
 
 def healthz_while_held(hold: Hold, heavy: Callable[[], httpx.Response],

@@ -5,7 +5,6 @@ and hostile forms are a 400 in Moonshot's shape, bounded, and worked on off the 
 from __future__ import annotations
 
 import io
-import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from conftest import Hold
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
@@ -25,29 +25,8 @@ from tools.make_worksheet import OUT
 
 pytestmark = pytest.mark.timeout(180)
 KEY = "k"
-HOLD_DEADLINE = 60.0
 PROBE_TIMEOUT = 15.0
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
-
-
-class Hold:
-    """Holds a function at its start until released, and records the order of events."""
-
-    def __init__(self) -> None:
-        self.entered, self.released = threading.Event(), threading.Event()
-        self.events: list[str] = []
-
-    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def held(*args: Any, **kwargs: Any) -> Any:
-            self.events.append("held")
-            self.entered.set()
-            if not self.released.wait(HOLD_DEADLINE):
-                self.events.append("never released")
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.events.append("finished")
-        return held
 
 
 @pytest.fixture

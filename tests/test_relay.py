@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import FAKE_KEY
-from httpx_sse import EventSource, connect_sse
+from conftest import FAKE_KEY, sse_events
+from httpx_sse import connect_sse
 
 from helpers.money.tokens import count_prompt_tokens, count_tokens
 from helpers.offline import OfflineProvider
@@ -51,11 +51,6 @@ def answer_to(question: str) -> str:
     return compose_reply([{"role": "user", "content": question}]).text
 
 
-def sse_events(text: str) -> list[tuple[str, dict]]:
-    """Parse an SSE body into (event, JSON data) pairs with httpx-sse's public EventSource."""
-    response = httpx.Response(200, headers={"content-type": "text/event-stream"},
-                              content=text.encode())
-    return [(event.event, json.loads(event.data)) for event in EventSource(response).iter_sse()]
 
 
 def text_of(events: list[tuple[str, dict]]) -> str:

@@ -8,7 +8,6 @@ say so). The offline provider's counters prove a refused request never reached i
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FAKE_KEY
+from conftest import FAKE_KEY, sse_events
 from redis_server import redis_server
 
 from helpers.money.cost import call_cost
@@ -54,13 +53,7 @@ def ask(relay: Relay, client: str, question: str = QUESTION, **body: object) -> 
 
 
 def events(response: httpx.Response) -> list[tuple[str, dict]]:
-    out, name = [], ""
-    for line in response.text.splitlines():
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            out.append((name, json.loads(line[6:])))
-    return out
+    return sse_events(response.text)
 
 
 def refused(response: httpx.Response, kind: str) -> str:
