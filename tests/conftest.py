@@ -242,6 +242,24 @@ class Hold:
                 self.events.append("finished")
         return held
 
+    def healthz_during(self, heavy: Callable[[], Any], health_url: str,
+                       probe_timeout: float = 15.0) -> Any:
+        """Start ``heavy``; once it is held, ask ``health_url``; release; return heavy's answer.
+        A probe timeout means the event loop is stuck behind the held work."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(heavy)
+            try:
+                assert self.entered.wait(60), "the heavy work never started"
+                health = httpx.get(health_url, timeout=probe_timeout)
+                self.events.append(f"healthz {health.status_code}")
+            finally:
+                self.released.set()
+            answer = future.result(120)
+        assert self.events == ["held", "healthz 200", "finished"]
+        return answer
+
 
 def sse_events(text: str) -> list[tuple[str, dict]]:
     """Parse an SSE body into (event, JSON data) pairs with httpx-sse's public EventSource."""

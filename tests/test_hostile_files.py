@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,6 @@ ALICE = ("10.0.0.1", 5000)
 FORM = "multipart/form-data; boundary=B"
 #: 1 MB of empty parts: the email parser took 6.9 s on it, on the event loop
 EMPTY_PARTS = b"--B\r\n\r\nx\r\n" * (1024 * 1024 // 10)
-PROBE_TIMEOUT = 15.0  # /healthz must answer within this while the heavy work is held
 
 
 def nested(depth: int) -> bytes:
@@ -40,22 +38,6 @@ def nested(depth: int) -> bytes:
     heads = b"".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n"
                      .encode() for i in range(depth))
     return heads + b"x" + b"".join(f"\r\n--b{i}--\r\n".encode() for i in reversed(range(depth)))
-
-
-def healthz_while_held(hold: Hold, heavy: Callable[[], httpx.Response],
-                       health_url: str) -> httpx.Response:
-    """Start ``heavy``; once it is held, ask ``/healthz``; release; return heavy's answer."""
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(heavy)
-        try:
-            assert hold.entered.wait(60), "the heavy work never started"
-            health = httpx.get(health_url, timeout=PROBE_TIMEOUT)  # a timeout: the loop is stuck
-            hold.events.append(f"healthz {health.status_code}")
-        finally:
-            hold.released.set()
-        answer = future.result(120)
-    assert hold.events == ["held", "healthz 200", "finished"]
-    return answer
 
 
 @pytest.fixture
@@ -86,7 +68,7 @@ def url(relay: Relay, path: str) -> str:
 def test_healthz_answers_while_an_upload_body_is_parsed(relay, monkeypatch):
     hold = Hold()
     monkeypatch.setattr(uploads, "parse_upload", hold.wrap(uploads.parse_upload))
-    answer = healthz_while_held(hold, lambda: httpx.post(
+    answer = hold.healthz_during(lambda: httpx.post(
         url(relay, "/api/files"), content=EMPTY_PARTS, headers={"content-type": FORM},
         timeout=120), url(relay, "/healthz"))
     assert answer.status_code == 400
@@ -219,7 +201,7 @@ def test_healthz_answers_while_attached_files_are_counted(provider, monkeypatch)
         hold = Hold()
         monkeypatch.setattr(limits_module, "count_prompt_tokens",
                             hold.wrap(limits_module.count_prompt_tokens))
-        answer = healthz_while_held(hold, lambda: httpx.post(
+        answer = hold.healthz_during(lambda: httpx.post(
             url(server, "/api/chat/stream"), json={"question": "Sum them up.", "files": ids},
             timeout=120), url(server, "/healthz"))
     finally:

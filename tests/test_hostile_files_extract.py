@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from tools.make_worksheet import OUT
 
 pytestmark = pytest.mark.timeout(180)
 KEY = "k"
-PROBE_TIMEOUT = 15.0
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 
@@ -165,18 +163,7 @@ def test_a_pdf_within_its_bounds_is_still_read(sdk):
 
 def healthz_while_held(provider: OfflineProvider, hold: Hold,
                        heavy: Callable[[], Any]) -> Any:
-    health_url = provider.base_url.removesuffix("/v1") + "/healthz"
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(heavy)
-        try:
-            assert hold.entered.wait(60), "the heavy work never started"
-            health = httpx.get(health_url, timeout=PROBE_TIMEOUT)
-            hold.events.append(f"healthz {health.status_code}")
-        finally:
-            hold.released.set()
-        answer = future.result(120)
-    assert hold.events == ["held", "healthz 200", "finished"]
-    return answer
+    return hold.healthz_during(heavy, provider.base_url.removesuffix("/v1") + "/healthz")
 
 
 @pytest.mark.parametrize("name,data,where", [
