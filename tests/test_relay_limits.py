@@ -8,11 +8,13 @@ say so). The offline provider's counters prove a refused request never reached i
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,9 +24,11 @@ from redis_server import redis_server
 from helpers.money.cost import call_cost
 from helpers.money.tokens import count_prompt_tokens
 from helpers.offline import OfflineProvider
+from helpers.offline.replies import compose_reply
 from helpers.providers import price_of
-from helpers.relay import DEFAULT_SYSTEM_PROMPT, ChatRequest, Relay, start_relay
+from helpers.relay import DEFAULT_SYSTEM_PROMPT, ChatRequest, Relay, create_app, start_relay
 from helpers.relay.limits import Limits
+from helpers.relay.store import SQLiteStore
 from helpers.settings import Config
 
 pytestmark = pytest.mark.timeout(120)
@@ -236,3 +240,58 @@ def test_a_budget_holds_exactly_across_two_relays_sharing_redis(
                 relay.stop()
     assert sorted(r.status_code for r in answers) == [200] * 3 + [429] * 5
     assert offline.stats()["streams"] == 3
+
+
+class _BrokenCounts(SQLiteStore):
+    """A store whose counters fail (a locked file, a Redis that went away) on a chosen call."""
+
+    def __init__(self, broken: str) -> None:
+        super().__init__()
+        self.broken = broken
+
+    async def hit(self, *args: object, **kwargs: object) -> float | None:
+        if self.broken == "hit":
+            raise sqlite3.OperationalError("database is locked")
+        return await super().hit(*args, **kwargs)
+
+    async def adjust(self, *args: object, **kwargs: object) -> None:
+        if self.broken == "adjust":
+            raise sqlite3.OperationalError("database is locked")
+        await super().adjust(*args, **kwargs)
+
+
+def test_a_store_failure_in_the_limits_is_the_relays_error(offline: OfflineProvider,
+                                                          caplog: pytest.LogCaptureFixture
+                                                          ) -> None:
+    """Issue 22: a failure inside the relay is the relay's (relay_error), never the provider's
+    (upstream_error). Before streaming: a 500 with that type, and the provider never asked;
+    settling after the answer ended: the answer is kept whole, the log names the relay."""
+    def relay_for(broken: str) -> Any:
+        store = _BrokenCounts(broken)
+        return create_app(Config("offline", offline.base_url, "moonshot-v1-8k", FAKE_KEY),
+                          limits=Limits(requests_per_minute=100, daily_tokens=100_000),
+                          store=store), store
+
+    async def ask_app(app: Any) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://127.0.0.1") as c:
+            return await c.post("/api/chat/stream", json={"question": QUESTION})
+
+    app, store = relay_for("hit")
+    refused = asyncio.run(ask_app(app))
+    assert refused.status_code == 500, refused.text
+    assert refused.json()["error"]["type"] == "relay_error"
+    assert "store failed" in refused.json()["error"]["message"]
+    assert offline.stats()["chat_requests"] == 0
+    asyncio.run(store.close())
+
+    app, store = relay_for("adjust")
+    answered = asyncio.run(ask_app(app))
+    events = sse_events(answered.text)
+    assert "".join(d["content"] for e, d in events if e == "delta") == compose_reply(
+        [{"role": "user", "content": QUESTION}]).text
+    assert events[-1][0] == "done"
+    assert offline.stats()["chat_requests"] == 1
+    assert any("relay failed" in r.getMessage() and "settling" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    asyncio.run(store.close())

@@ -43,20 +43,19 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.to_thread
-from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
+from ..errors import RelayFailure
 from ..money.budget import Budget
 from ..money.cost import call_cost
 from ..money.tokens import count_prompt_tokens, count_tokens, message_text
 from ..providers.table import price_of
-from .bodies import error_response
 from .identity import TrustedProxies, client_identity
+from .limit_kinds import Limits, RelayLimit
 from .store import Store
 from .upstream import Batch
 
@@ -73,48 +72,6 @@ COUNTING_AT_ONCE = 2
 def tools_tokens(specs: Sequence[dict]) -> int:
     """Count what tool definitions add to a prompt, by the offline provider's rule."""
     return count_prompt_tokens([{"content": json.dumps(list(specs))}]) if specs else 0
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one client may do; None: no limit.
-
-    Args:
-        concurrent_streams: answers streaming at once.
-        requests_per_minute: requests in any 60 s window.
-        max_tokens: the largest ``max_tokens`` a request may ask for (and the default).
-        daily_tokens: tokens (prompt + answer) per UTC day.
-        daily_cost: money per UTC day, in the model's price currency (helpers/providers/table.py).
-        stream_lease: seconds a worker that died keeps a stream slot taken.
-    """
-
-    concurrent_streams: int | None = None
-    requests_per_minute: int | None = None
-    max_tokens: int | None = None
-    daily_tokens: int | None = None
-    daily_cost: float | None = None
-    stream_lease: float = 3600.0
-
-    @property
-    def any(self) -> bool:
-        """True when at least one limit is set."""
-        return any(v is not None for v in (self.concurrent_streams, self.requests_per_minute,
-                                           self.max_tokens, self.daily_tokens,
-                                           self.daily_cost))
-
-
-class RelayLimit(Exception):
-    """A request the relay itself refuses (429), with the limit's own type and message."""
-
-    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.kind, self.message, self.retry_after = kind, message, retry_after
-
-    def response(self) -> JSONResponse:
-        """The 429 in the relay's error shape, with Retry-After when a time is known."""
-        headers = {} if self.retry_after is None else {
-            "Retry-After": str(max(1, int(self.retry_after + 0.999)))}
-        return error_response(429, self.kind, self.message, headers)
 
 
 def _seconds_to_midnight(now: dt.datetime) -> float:
@@ -254,6 +211,17 @@ class Limiter:
         max_tokens = max_tokens or limits.max_tokens
         if not limits.any:
             return Ticket(max_tokens=max_tokens)
+        try:
+            return await self._admit(scope, messages, max_tokens, tools)
+        except (RelayLimit, RelayFailure):
+            raise
+        except Exception as exc:  # the relay's store, not the provider (issue 22.4b)
+            raise RelayFailure("The relay's store failed while admitting the request "
+                               f"({type(exc).__name__})") from exc
+
+    async def _admit(self, scope: Scope, messages: list[dict], max_tokens: int | None,
+                     tools: Sequence[dict]) -> Ticket:
+        limits = self.limits
         client = self.client(scope)
         await self.count_request(scope, client)
         lease = None
@@ -314,6 +282,13 @@ class Limiter:
 
     async def settle(self, ticket: Ticket, usage: dict[str, Any] | None, relayed: int) -> None:
         """Correct the reservation to what was used, and free the stream slot."""
+        try:
+            await self._settle(ticket, usage, relayed)
+        except Exception as exc:  # the relay's store, not the provider (issue 22.4b)
+            raise RelayFailure("The relay's store failed while settling the request "
+                               f"({type(exc).__name__})") from exc
+
+    async def _settle(self, ticket: Ticket, usage: dict[str, Any] | None, relayed: int) -> None:
         if ticket.reserved:
             if usage is not None:
                 spent = self.charge(usage)
