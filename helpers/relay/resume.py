@@ -44,6 +44,7 @@ from fastapi.responses import Response
 
 from ..errors import RelayFailure
 from ..streams.sse import encode_event
+from .answer_tail import LocalAnswer
 from .bodies import error_response
 from .eventstream import EventStream, Last
 from .store import Store
@@ -71,49 +72,6 @@ _LOST = {"type": "relay_error", "status": None,
          "message": "The relay lost this answer (its worker stopped or could not store it)."}
 
 
-class _Local:
-    """An answer produced in this worker: its events in memory, its readers here, its state."""
-
-    __slots__ = ("frames", "flushed", "opened", "done", "stored", "readers", "left", "task",
-                 "scope", "why", "failure", "waiters", "failing_since")
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []  # event n is frames[n - 1]
-        self.flushed = 0  # events already in the store
-        self.opened = False  # the store knows the answer
-        self.done = False  # no more events will come
-        self.stored = False  # the store has all of it, finished
-        self.readers = 1  # the first response, attached from the start
-        self.left = time.time()
-        self.task: asyncio.Task[None] | None = None
-        self.scope: anyio.CancelScope | None = None
-        self.why: str | None = None  # why it was closed early
-        self.failure: Exception | None = None  # the relay's own failure that closed it
-        self.waiters: list[asyncio.Future[None]] = []
-        self.failing_since: float | None = None
-
-    def close(self, why: str, failure: Exception | None = None) -> None:
-        if self.why is None:
-            self.why, self.failure = why, failure
-        if self.scope is not None:
-            self.scope.cancel()
-
-    def add(self, frames: list[bytes]) -> None:
-        self.frames += frames
-        self.notify()
-
-    def notify(self) -> None:
-        waiters, self.waiters = self.waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def changed(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
-        await waiter
-
-
 class Answers:
     """The resumable answers of one app: producers here, readers of answers anywhere.
 
@@ -126,13 +84,13 @@ class Answers:
     def __init__(self, store: Store, *, grace: float = DEFAULT_GRACE,
                  failure: Callable[[Exception], dict[str, Any]]) -> None:
         self.store, self.grace, self.failure = store, grace, failure
-        self._local: dict[str, _Local] = {}
+        self._local: dict[str, LocalAnswer] = {}
         self._keeper: asyncio.Task[None] | None = None
 
     async def respond(self, first: Batch, events: AsyncIterator[Batch]) -> Response:
         """Start producing an answer whose first batch is ``first``; follow it from the start."""
         answer = secrets.token_urlsafe(16)
-        local = self._local[answer] = _Local()
+        local = self._local[answer] = LocalAnswer()
         loop = asyncio.get_running_loop()
         local.add(self._frames(answer, 0, first))
         local.task = loop.create_task(self._produce(answer, local, events))
@@ -154,7 +112,7 @@ class Answers:
         return [f"id: {answer}.{seq + i + 1}\n".encode() + encode_event(name, data)
                 for i, (name, data) in enumerate(batch)]
 
-    async def _produce(self, answer: str, local: _Local, events: AsyncIterator[Batch]) -> None:
+    async def _produce(self, answer: str, local: LocalAnswer, events: AsyncIterator[Batch]) -> None:
         ending: dict[str, Any] | None = None
         try:
             with anyio.CancelScope() as local.scope:  # not a task group: errors stay bare
@@ -266,7 +224,7 @@ class Answers:
                 continue
             log.info("resumable answer %s… closed: %s", answer[:6], local.why)
 
-    async def _follow_local(self, local: _Local, after: int,
+    async def _follow_local(self, local: LocalAnswer, after: int,
                             attached: bool) -> AsyncIterator[bytes]:
         """A reader in the producer's worker: the events from memory, as they come."""
         if not attached:
