@@ -14,12 +14,14 @@ import tracemalloc
 
 import httpx
 import pytest
+from conftest import Hold
 
 from helpers.relay import start_relay
 from helpers.relay.toolstream import MATH_TOOLS
 from helpers.settings import Config
 from helpers.tools import calculator
-from helpers.tools.calculator import MAX_ROUND_DIGITS, CalculatorError, calculate
+from helpers.tools.calculator import CALCULATOR_SCHEMA, MAX_ROUND_DIGITS, CalculatorError, calculate
+from helpers.tools.loop import tool
 
 pytestmark = pytest.mark.timeout(120)
 #: what evaluating (not parsing) one expression may allocate; a fuzz of the grammar peaks at 4 kB
@@ -141,3 +143,21 @@ def test_a_relay_with_tools_imports_jsonschema_before_it_serves() -> None:
                               text=True, check=True, timeout=60).stdout.split()
     assert run(", tools=MATH_TOOLS") == ["False", "True"]
     assert run("") == ["False", "False"]
+
+
+def test_healthz_answers_while_the_calculator_is_provably_running(offline) -> None:
+    """A tool runs off the event loop: while the calculator is held inside its call (a
+    threading.Event, so it is provably still running), /healthz answers; then the call
+    finishes and its result reaches the answer. The order of events, not a time."""
+    hold = Hold()
+    held_tools = (tool(hold.wrap(calculate), name="calculate", parameters=CALCULATOR_SCHEMA),)
+    config = Config("offline", offline.base_url, "moonshot-v1-8k", "test-key")
+    relay = start_relay(config, jupyter=False, name="relay-hostile-calc-held",
+                        tools=held_tools)
+    try:
+        body = hold.healthz_during(lambda: httpx.post(
+            relay.url + "api/chat/stream", timeout=120,
+            json={"question": 'Please calculate "6*7"'}).text, relay.url + "healthz")
+    finally:
+        relay.stop()
+    assert '"result":"42"' in body.replace(" ", "") and "event: done" in body

@@ -26,6 +26,7 @@ Deliberate choices:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from ..streams.toolcalls import Event, ToolCall, ToolCallAssembler
 
@@ -134,15 +136,22 @@ def run_call(call: ToolCall, tools: Sequence[Tool]) -> str:
 
 
 async def arun_call(call: ToolCall, tools: Sequence[Tool]) -> str:
-    """Run one call like :func:`run_call`, awaiting an async tool function."""
+    """Run one call like :func:`run_call`: an async tool function awaited, a plain one in a
+    worker thread (so a relay's event loop never waits for a tool; a thread cannot stop
+    big-integer arithmetic, so the calculator bounds its operands instead)."""
     found, args, error = _prepare(call, {t.name: t for t in tools})
     if error is not None or found is None:
         return error or "Error: no such tool"
     if found.builtin or found.fn is None:
         return call.arguments
     try:
-        value = found.fn(**args)
-        return _result_text(await value if inspect.isawaitable(value) else value)
+        if inspect.iscoroutinefunction(found.fn):
+            value = await found.fn(**args)
+        else:  # in a worker thread: the event loop (a relay's other clients) goes on meanwhile
+            value = await anyio.to_thread.run_sync(functools.partial(found.fn, **args))
+            if inspect.isawaitable(value):
+                value = await value
+        return _result_text(value)
     except Exception as exc:
         return f"Error: {call.name} failed: {type(exc).__name__}: {exc}"
 
