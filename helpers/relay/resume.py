@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -68,6 +69,9 @@ _GIVE_UP_AFTER = 10.0
 #: How long a resume or stop on another worker waits for an answer its flusher has not
 #: written yet (a flush is late under load: at c = 1000 over two workers, 100 ms was not enough).
 _ARRIVE_WITHIN = 3.0
+#: An event number: ASCII digits only (``str.isdigit`` takes ``²``), at most 12 of them (an int64
+#: overflow cut the body: issue 23).
+_EVENT_NUMBER = re.compile(r"[0-9]{1,12}")
 _LOST = {"type": "relay_error", "status": None,
          "message": "The relay lost this answer (its worker stopped or could not store it)."}
 
@@ -283,7 +287,7 @@ class Answers:
         """``GET /api/chat/resume`` with ``Last-Event-ID``: the events after it, then the rest."""
         last = request.headers.get("last-event-id", "")
         answer, _, number = last.strip().rpartition(".")
-        if not answer or not number.isdigit():
+        if not answer or not _EVENT_NUMBER.fullmatch(number):
             return error_response(400, "invalid_request_error",
                                   "Resume needs a Last-Event-ID header of the form "
                                   "<answer>.<event number>, as the events' ids have it.")
