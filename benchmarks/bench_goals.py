@@ -11,6 +11,7 @@ A goal whose measurement is missing from the run (a quick or smoke run) says so.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 SSE, NODE, PAGE = "relay SSE", "node relay", "relay page route"
 #: The cells where the SSE route must be ahead of the blog's Node relay: (scenario, c, which p50).
@@ -36,18 +37,31 @@ def _ratio_goal(rows: list[dict], scenario: str, c: int, target: str, what: str,
             row[f"{what}_ratio"] <= limit)
 
 
+def _versus(rows: list[dict], kind: str, ours: str, other: str, name: str,
+            describe: Callable[[str, str], str],
+            met: Callable[[str, str, float, float], bool]) -> list[tuple[str, str, str,
+                                                                        bool | None]]:
+    """One goal per cell of NODE_CELLS: target ``ours`` against ``other`` (called ``name``)."""
+    out: list[tuple[str, str, str, bool | None]] = []
+    for scenario, c, what in NODE_CELLS:
+        mine, theirs = _row(rows, scenario, c, ours), _row(rows, scenario, c, other)
+        label = "first content" if what == "first" else "total"
+        goal = f"{describe(scenario, what)}: {scenario}, c = {c}, {label} p50"
+        if mine is None or theirs is None:
+            out.append((kind, goal, "–", None))
+            continue
+        a, b = mine[f"{what}_p50_ms"], theirs[f"{what}_p50_ms"]
+        out.append((kind, goal, f"{a:.1f} ms vs {name} {b:.1f} ms ({a / b:.2f} ×)",
+                    met(scenario, what, a, b)))
+    return out
+
+
 def goals(rows: list[dict], extra: dict) -> list[tuple[str, str, str, bool | None]]:
     """Return (kind, goal, measured, met) for every goal of the issue."""
     out: list[tuple[str, str, str, bool | None]] = []
-    for scenario, c, what in NODE_CELLS:
-        ours, node = _row(rows, scenario, c, SSE), _row(rows, scenario, c, NODE)
-        label = "first content" if what == "first" else "total"
-        goal = f"SSE route ahead of the Node relay: {scenario}, c = {c}, {label} p50"
-        if ours is None or node is None:
-            out.append(("required", goal, "–", None))
-            continue
-        a, b = ours[f"{what}_p50_ms"], node[f"{what}_p50_ms"]
-        out.append(("required", goal, f"{a:.1f} ms vs Node {b:.1f} ms ({a / b:.2f} ×)", a < b))
+    out += _versus(rows, "required", SSE, NODE, "Node",
+                   lambda scenario, what: "SSE route ahead of the Node relay",
+                   lambda scenario, what, a, b: a < b)
     out.append(("required", "flat out, c = 100: SSE total p50 ≤ 1.5 × floor",
                 *_ratio_goal(rows, "flat-out", 100, SSE, "total", 1.5)))
     out.append(("aimed", "flat out, c = 1000: SSE total p50 ≤ 2 × floor",
@@ -90,32 +104,19 @@ def page_goals(rows: list[dict], extra: dict) -> list[tuple[str, str, str, bool 
                 "10 dropped and resumed, byte-exact)",
                 f"{failed} failed of {sum(r['n'] for r in page_rows)}" if page_rows else "–",
                 failed == 0 if page_rows else None))
-    for scenario, c, what in NODE_CELLS:
-        ours, node = _row(rows, scenario, c, PAGE), _row(rows, scenario, c, NODE)
-        label = "first content" if what == "first" else "total"
-        paced_total = (scenario, what) == ("paced", "total")
-        than = "≤ 1.02 × the Node relay" if paced_total else "ahead of the Node relay"
-        goal = f"page's route {than}: {scenario}, c = {c}, {label} p50"
-        if ours is None or node is None:
-            out.append(("required", goal, "–", None))
-            continue
-        a, b = ours[f"{what}_p50_ms"], node[f"{what}_p50_ms"]
-        out.append(("required", goal, f"{a:.1f} ms vs Node {b:.1f} ms ({a / b:.2f} ×)",
-                    a <= 1.02 * b if paced_total else a < b))
+    out += _versus(rows, "required", PAGE, NODE, "Node",
+                   lambda scenario, what: "page's route " + (
+                       "≤ 1.02 × the Node relay" if (scenario, what) == ("paced", "total")
+                       else "ahead of the Node relay"),
+                   lambda scenario, what, a, b: a <= 1.02 * b
+                   if (scenario, what) == ("paced", "total") else a < b)
     out.append(("required", "flat out, c = 100: page's route total p50 ≤ 1.5 × floor",
                 *_ratio_goal(rows, "flat-out", 100, PAGE, "total", 1.5)))
     out.append(("required", "paced, c = 100 arriving at once: page's route total p50 ≤ 1.05 × "
                 "floor", *_ratio_goal(rows, "paced", 100, PAGE, "total", 1.05)))
-    for scenario, c, what in NODE_CELLS:
-        ours, sse = _row(rows, scenario, c, PAGE), _row(rows, scenario, c, SSE)
-        label = "first content" if what == "first" else "total"
-        goal = f"page's route within 15 % of the SSE route: {scenario}, c = {c}, {label} p50"
-        if ours is None or sse is None:
-            out.append(("aimed", goal, "–", None))
-            continue
-        a, b = ours[f"{what}_p50_ms"], sse[f"{what}_p50_ms"]
-        out.append(("aimed", goal, f"{a:.1f} ms vs SSE {b:.1f} ms ({a / b:.2f} ×)",
-                    a <= 1.15 * b))
+    out += _versus(rows, "aimed", PAGE, SSE, "SSE",
+                   lambda scenario, what: "page's route within 15 % of the SSE route",
+                   lambda scenario, what, a, b: a <= 1.15 * b)
     held = next((r for r in rows if r["scenario"] == "held" and r["target"] == PAGE), None)
     rss = extra.get("peak_rss_mb_page", {}).get("held")
     goal = "1000 held resumable streams in ≤ 200 MB peak RSS"
