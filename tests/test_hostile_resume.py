@@ -56,3 +56,70 @@ def test_a_last_event_id_not_in_ascii_digits_or_out_of_range_is_a_400(
         return got
 
     assert set(run(offline, work)) == {(400, "application/json")}
+
+
+ANNA, BEN = {"Authorization": "Bearer tok-a"}, {"Authorization": "Bearer tok-b"}
+TOKENS = {"anna": "tok-a", "ben": "tok-b"}
+
+
+def test_another_clients_answer_cannot_be_read_or_stopped_given_its_id(
+        offline: OfflineProvider) -> None:
+    async def work(c: Client) -> list[tuple[str, int, str]]:
+        answer = await answer_of(c, ANNA)
+        got = []
+        for name, headers in [("ben", BEN), ("anna", ANNA)]:
+            for _ in range(2):  # once from memory; then (after its final flush) from the store
+                r = await c.get("/api/chat/resume", headers={**headers,
+                                                             "Last-Event-ID": f"{answer}.0"})
+                kind = r.json()["error"]["type"] if r.status_code != 200 else "done" * (
+                    "event: done" in r.text)
+                got.append((name, r.status_code, kind))
+                while answer in c._transport.app.state.answers._local:  # type: ignore[attr-defined]
+                    await asyncio.sleep(0.05)  # the final flush: the answer leaves memory
+        stopped = [(await c.post(f"/api/chat/stop/{answer}", headers=headers)).status_code
+                   for headers in (BEN, ANNA)]
+        return got + [("stop", *stopped)]  # type: ignore[list-item]
+
+    assert run(offline, work, token=TOKENS) == [
+        ("ben", 404, "resume_expired"), ("ben", 404, "resume_expired"),
+        ("anna", 200, "done"), ("anna", 200, "done"), ("stop", 404, 204)]
+
+
+def test_another_clients_running_answer_cannot_be_stopped(offline: OfflineProvider) -> None:
+    async def work(c: Client) -> tuple[int, int, bool]:
+        app = c._transport.app  # type: ignore[attr-defined]
+        first = [("delta", {"content": "a"})]
+
+        async def forever():  # a producer that never ends by itself
+            await asyncio.Event().wait()
+            yield first
+        response = await app.state.answers.respond(first, forever(), "token:anna")
+        answer = response.headers["x-relay-answer"]
+        by_ben = (await c.post(f"/api/chat/stop/{answer}", headers=BEN)).status_code
+        local = app.state.answers._local[answer]
+        still_running = local.why is None
+        by_anna = (await c.post(f"/api/chat/stop/{answer}", headers=ANNA)).status_code
+        return by_ben, by_anna, still_running and local.why is not None
+
+    assert run(offline, work, token=TOKENS) == (404, 204, True)
+
+
+def test_a_store_file_from_before_owners_gets_its_owner_column(tmp_path: Any) -> None:
+    import sqlite3
+
+    from helpers.relay.store import SQLiteStore
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE answers (id TEXT PRIMARY KEY, state TEXT, expires REAL, "
+                    "seen REAL, stop INTEGER DEFAULT 0)")
+
+    async def work() -> list[Any]:
+        store = SQLiteStore(path)
+        await store.open_answer("a", 60, "token:anna")
+        got = [await store.owner("a"), await store.owner("nope"),
+               await store.ask_stop("a", "token:ben"), await store.ask_stop("a", "token:anna")]
+        await store.close()
+        return got
+
+    assert asyncio.run(work()) == ["token:anna", None, False, True]

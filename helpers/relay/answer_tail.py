@@ -18,10 +18,11 @@ __all__ = ["LocalAnswer"]
 class LocalAnswer:
     """An answer produced in this worker: its events in memory, its readers here, its state."""
 
-    __slots__ = ("frames", "flushed", "opened", "done", "stored", "readers", "left", "task",
+    __slots__ = ("owner", "frames", "flushed", "opened", "done", "stored", "readers", "left", "task",
                  "scope", "why", "failure", "waiters", "failing_since")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str = "") -> None:
+        self.owner = owner  # the identity of the client that asked: only it may read or stop
         self.frames: list[bytes] = []  # event n is frames[n - 1]
         self.flushed = 0  # events already in the store
         self.opened = False  # the store knows the answer

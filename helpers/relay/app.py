@@ -110,7 +110,8 @@ class ChatRoutes:
         self.options = {"ask_for_usage": traits_for(config.provider, config.model).ask_for_usage,
                         "offline": config.provider == "offline"}  # the usage event's cost says
         self.limiter = Limiter(limits or Limits(), store, trusted_proxies, model=config.model)
-        self.answers = Answers(store, grace=resume_grace, failure=self.error_data)
+        self.answers = Answers(store, grace=resume_grace, failure=self.error_data,
+                               identify=self.identify)
         self.file_owners = FileOwners()  # replaced by the file routes' own in add_routes
         self.page_policy = f"{_PAGE_POLICY}; {frame_ancestors()}"  # create_app sets others
 
@@ -169,7 +170,7 @@ class ChatRoutes:
         except Exception as exc:
             return self.refuse(exc)
         if body.resumable:
-            return await self.answers.respond(first, events)
+            return await self.answers.respond(first, events, self.identify(request.scope))
         return EventStream(answer_frames(first, events, self.error_data))
 
     async def blog_stream(self, body: BlogRequest, request: Request) -> Response:

@@ -7,7 +7,11 @@ A client asks for it with ``"resumable": true`` in its request (the page does). 
   follow the memory, and the worker's flusher writes what every answer produced to the shared
   store every :data:`FLUSH_EVERY` s, in one call (and once more at the end), for readers on
   other workers or relays. Each event carries an SSE ``id``, ``<answer>.<n>``: the answer's
-  random id (whoever has it may read the answer) and the event's number. One upstream request,
+  random id and the event's number.
+- **An answer is its client's.** It is bound to the identity of the client that asked
+  (:func:`~helpers.relay.identity.client_identity`: its per-client token's name, else its
+  address), here and in the store; a resume or stop by anyone else is the 404 of an unknown id,
+  after the same wait (issue 23: another client's token read and stopped it, given its id). One upstream request,
   whatever happens to the connections.
 - **Reconnect** with ``GET /api/chat/resume`` and ``Last-Event-ID: <answer>.<n>`` (the header
   ``EventSource`` sends): every event after ``n``, then the rest as it comes, from whichever
@@ -46,6 +50,7 @@ from fastapi.responses import Response
 from ..errors import RelayFailure
 from ..streams.sse import encode_event
 from .answer_tail import LocalAnswer
+from .identity import client_identity
 from .bodies import error_response
 from .eventstream import EventStream, Last
 from .store import Store
@@ -83,18 +88,22 @@ class Answers:
         store: shared with every worker that may serve a reconnect.
         grace: seconds an answer waits for its reader to come back, and stays readable after.
         failure: turns an exception into the relay's ``error`` event data.
+        identify: the client a request comes from (an answer's owner).
     """
 
     def __init__(self, store: Store, *, grace: float = DEFAULT_GRACE,
-                 failure: Callable[[Exception], dict[str, Any]]) -> None:
+                 failure: Callable[[Exception], dict[str, Any]],
+                 identify: Callable[[dict], str] = client_identity) -> None:
         self.store, self.grace, self.failure = store, grace, failure
+        self.identify = identify
         self._local: dict[str, LocalAnswer] = {}
         self._keeper: asyncio.Task[None] | None = None
 
-    async def respond(self, first: Batch, events: AsyncIterator[Batch]) -> Response:
-        """Start producing an answer whose first batch is ``first``; follow it from the start."""
+    async def respond(self, first: Batch, events: AsyncIterator[Batch],
+                      owner: str = "") -> Response:
+        """Start producing ``owner``'s answer whose first batch is ``first``; follow it."""
         answer = secrets.token_urlsafe(16)
-        local = self._local[answer] = LocalAnswer()
+        local = self._local[answer] = LocalAnswer(owner)
         loop = asyncio.get_running_loop()
         local.add(self._frames(answer, 0, first))
         local.task = loop.create_task(self._produce(answer, local, events))
@@ -171,7 +180,7 @@ class Answers:
         for answer, local in list(self._local.items()):
             done, count = local.done, len(local.frames)
             if not local.opened:
-                opens.append((answer, LEASE))
+                opens.append((answer, LEASE, local.owner))
             if count > local.flushed:
                 appends.append((answer, local.flushed + 1, local.frames[local.flushed:count]))
             if done:
@@ -275,13 +284,15 @@ class Answers:
                 touched = time.time()  # a reader on another worker: tell the producer
                 await self.store.touch(answer)
 
-    async def _known(self, answer: str) -> str | None:
-        """The answer's state in the store; an answer a flush old may not be there yet."""
+    async def _owned(self, answer: str, client: str) -> bool:
+        """Whether ``client``'s answer is in the store; one a flush old may not be there yet.
+        Another client's waits as long as an unknown one: the wait does not tell them apart."""
         deadline = time.monotonic() + _ARRIVE_WITHIN
-        while (state := (await self.store.read(answer, 10**12))[0]) is None \
-                and time.monotonic() < deadline:
+        while (owner := await self.store.owner(answer)) != client:
+            if time.monotonic() >= deadline:
+                return False
             await anyio.sleep(2 * FLUSH_EVERY)
-        return state
+        return True
 
     async def resume(self, request: Request) -> Response:
         """``GET /api/chat/resume`` with ``Last-Event-ID``: the events after it, then the rest."""
@@ -291,21 +302,22 @@ class Answers:
             return error_response(400, "invalid_request_error",
                                   "Resume needs a Last-Event-ID header of the form "
                                   "<answer>.<event number>, as the events' ids have it.")
-        if answer not in self._local and await self._known(answer) is None:
+        client, local = self.identify(request.scope), self._local.get(answer)
+        if (local is None or local.owner != client) and not await self._owned(answer, client):
             return error_response(404, "resume_expired",
                                   "This answer is unknown or expired: an answer is kept "
                                   f"{self.grace:g} s after its connection drops or it "
                                   "finishes. Ask again.")
         return self._response(answer, int(number))
 
-    async def stop(self, answer: str) -> Response:
+    async def stop(self, answer: str, request: Request) -> Response:
         """``POST /api/chat/stop/{answer}``: close the answer's upstream request now."""
-        local = self._local.get(answer)
-        if local is not None:  # produced here: at once, no store round trip
+        client, local = self.identify(request.scope), self._local.get(answer)
+        if local is not None and local.owner == client:  # here: at once, no store round trip
             local.close("Stopped by the client.")
             return Response(status_code=204)
         deadline = time.monotonic() + _ARRIVE_WITHIN  # a flush late on another worker
-        while not await self.store.ask_stop(answer):
+        while not await self.store.ask_stop(answer, client):
             if time.monotonic() > deadline:
                 return error_response(404, "resume_expired", "No such answer (finished, "
                                       "expired or never started): nothing to stop.")

@@ -59,8 +59,8 @@ class AnswerLog:
     """What resumable answers (:mod:`helpers.relay.resume`) keep: each answer's state and
     numbered events, read by any worker."""
 
-    async def open_answer(self, answer: str, ttl: float) -> None:
-        """Register a running answer (kept at most ``ttl`` s if nobody finishes it)."""
+    async def open_answer(self, answer: str, ttl: float, owner: str = "") -> None:
+        """Register ``owner``'s running answer (kept at most ``ttl`` s if nobody finishes it)."""
         raise NotImplementedError
 
     async def append(self, answer: str, seq: int, events: list[bytes]) -> None:
@@ -75,6 +75,10 @@ class AnswerLog:
         """Return (state, events after ``after``); state None: unknown or expired."""
         raise NotImplementedError
 
+    async def owner(self, answer: str) -> str | None:
+        """Return the identity of the client whose answer it is; None: unknown or expired."""
+        raise NotImplementedError
+
     async def touch(self, answer: str) -> None:
         """Note that a reader is attached to ``answer`` now."""
         raise NotImplementedError
@@ -83,17 +87,18 @@ class AnswerLog:
         """Return (when a reader was last attached, whether a stop was asked)."""
         raise NotImplementedError
 
-    async def ask_stop(self, answer: str) -> bool:
-        """Ask the worker producing ``answer`` to stop; False if there is no such answer."""
+    async def ask_stop(self, answer: str, owner: str | None = None) -> bool:
+        """Ask the worker producing ``answer`` to stop; False if there is no such answer (or,
+        given ``owner``, it is not that client's)."""
         raise NotImplementedError
 
-    async def flush(self, opens: list[tuple[str, float]],
+    async def flush(self, opens: list[tuple[str, float, str]],
                     appends: list[tuple[str, int, list[bytes]]],
                     finishes: list[tuple[str, float]]) -> dict[str, Exception]:
         """Open, append to and finish many answers at once (in that order); return the answers
         whose writes failed, with why (an answer whose part failed is retried whole)."""
         failed: dict[str, Exception] = {}
-        steps = ([(a, self.open_answer, (a, ttl)) for a, ttl in opens]
+        steps = ([(a, self.open_answer, (a, ttl, owner)) for a, ttl, owner in opens]
                  + [(a, self.append, (a, seq, events)) for a, seq, events in appends]
                  + [(a, self.finish, (a, keep)) for a, keep in finishes])
         for answer, step, args in steps:

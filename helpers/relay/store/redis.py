@@ -41,6 +41,7 @@ return false
 """
 _SET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[3] and (redis.call('HGET', KEYS[1], 'owner') or '') ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
@@ -95,10 +96,11 @@ class RedisStore(Store):
     async def used(self, client: str, day: str) -> float:
         return float(await self._redis.get(self._key("budget", client, day)) or 0)
 
-    async def open_answer(self, answer: str, ttl: float) -> None:
+    async def open_answer(self, answer: str, ttl: float, owner: str = "") -> None:
         key = self._key("answer", answer)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"state": "running", "seen": time.time(), "stop": 0})
+            pipe.hset(key, mapping={"state": "running", "seen": time.time(), "stop": 0,
+                                    "owner": owner})
             await pipe.expire(key, int(ttl) + 1).execute()
 
     async def append(self, answer: str, seq: int, events: list[bytes]) -> None:
@@ -126,6 +128,12 @@ class RedisStore(Store):
             return None, []
         return state.decode(), [(after + i + 1, data) for i, data in enumerate(events)]
 
+    async def owner(self, answer: str) -> str | None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            exists, owner = await pipe.exists(self._key("answer", answer)).hget(
+                self._key("answer", answer), "owner").execute()
+        return (owner or b"").decode() if exists else None
+
     async def touch(self, answer: str) -> None:
         await self._set_if_exists(keys=[self._key("answer", answer)], args=["seen", time.time()])
 
@@ -133,19 +141,20 @@ class RedisStore(Store):
         seen, stop = await self._redis.hmget(self._key("answer", answer), ["seen", "stop"])
         return (float(seen), stop == b"1") if seen is not None else (0.0, True)
 
-    async def ask_stop(self, answer: str) -> bool:
-        return bool(await self._set_if_exists(keys=[self._key("answer", answer)],
-                                              args=["stop", 1]))
+    async def ask_stop(self, answer: str, owner: str | None = None) -> bool:
+        args = ["stop", 1] + ([owner] if owner is not None else [])
+        return bool(await self._set_if_exists(keys=[self._key("answer", answer)], args=args))
 
-    async def flush(self, opens: list[tuple[str, float]],
+    async def flush(self, opens: list[tuple[str, float, str]],
                     appends: list[tuple[str, int, list[bytes]]],
                     finishes: list[tuple[str, float]]) -> dict[str, Exception]:
         now = time.time()
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                for answer, ttl in opens:
+                for answer, ttl, owner in opens:
                     key = self._key("answer", answer)
-                    pipe.hset(key, mapping={"state": "running", "seen": now, "stop": 0})
+                    pipe.hset(key, mapping={"state": "running", "seen": now, "stop": 0,
+                                            "owner": owner})
                     pipe.pexpire(key, int(ttl * 1000) + 1000)
                 for answer, _, events in appends:  # in order: list index + 1 is the seq
                     key = self._key("events", answer)
@@ -160,7 +169,7 @@ class RedisStore(Store):
                         pipe.pexpire(key, int(keep * 1000))
                 await pipe.execute()
         except Exception as exc:  # MULTI/EXEC: none of it was written
-            return {a: exc for a in [*(a for a, _ in opens), *(a for a, _, _ in appends),
+            return {a: exc for a in [*(a for a, _, _ in opens), *(a for a, _, _ in appends),
                                      *(a for a, _ in finishes)]}
         return {}
 

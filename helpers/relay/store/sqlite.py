@@ -27,6 +27,8 @@ __all__ = ["SQLiteStore"]
 T = TypeVar("T")
 #: How often a batched flush removes expired answers (a scan of the answers table).
 _PURGE_EVERY = 5.0
+_OPEN = ("INSERT INTO answers (id, state, expires, seen, stop, owner) "
+         "VALUES (?, 'running', ?, ?, 0, ?)")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (client TEXT, lease TEXT PRIMARY KEY, expires REAL);
 CREATE TABLE IF NOT EXISTS hits (client TEXT, at REAL);
@@ -34,10 +36,20 @@ CREATE INDEX IF NOT EXISTS hits_by_client ON hits (client, at);
 CREATE TABLE IF NOT EXISTS budget (client TEXT, day TEXT, used REAL,
                                    PRIMARY KEY (client, day));
 CREATE TABLE IF NOT EXISTS answers (id TEXT PRIMARY KEY, state TEXT, expires REAL,
-                                    seen REAL, stop INTEGER DEFAULT 0);
+                                    seen REAL, stop INTEGER DEFAULT 0, owner TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS events (answer TEXT, seq INTEGER, data BLOB,
                                    PRIMARY KEY (answer, seq));
 """
+
+
+def _add_owner(conn: sqlite3.Connection) -> None:
+    """Give a file made before answers had owners (issue 23) their column."""
+    if "owner" not in [row[1] for row in conn.execute("PRAGMA table_info(answers)")]:
+        try:
+            conn.execute("ALTER TABLE answers ADD COLUMN owner TEXT DEFAULT ''")
+        except sqlite3.OperationalError as exc:  # another worker added it first
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def _wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
@@ -86,6 +98,7 @@ class SQLiteStore(Store):
             _wal(self._conn)
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.executescript(_SCHEMA)
+            _add_owner(self._conn)
         return self._conn
 
     def _tx(self, work: Callable[[sqlite3.Connection, float], T], write: bool = True) -> T:
@@ -157,14 +170,13 @@ class SQLiteStore(Store):
             "SELECT used FROM budget WHERE client = ? AND day = ?", (client, day)).fetchone())
         return float(row[0]) if row else 0.0
 
-    async def open_answer(self, answer: str, ttl: float) -> None:
+    async def open_answer(self, answer: str, ttl: float, owner: str = "") -> None:
         def work(db: sqlite3.Connection, now: float) -> None:
             expired = [r[0] for r in db.execute("SELECT id FROM answers WHERE expires < ?",
                                                 (now,))]
             db.executemany("DELETE FROM events WHERE answer = ?", [(a,) for a in expired])
             db.execute("DELETE FROM answers WHERE expires < ?", (now,))
-            db.execute("INSERT INTO answers VALUES (?, 'running', ?, ?, 0)",
-                       (answer, now + ttl, now))
+            db.execute(_OPEN, (answer, now + ttl, now, owner))
         await self._run(work)
 
     async def append(self, answer: str, seq: int, events: list[bytes]) -> None:
@@ -188,6 +200,12 @@ class SQLiteStore(Store):
         # One consistent snapshot, without taking the write lock.
         return await anyio.to_thread.run_sync(self._tx, work, False)
 
+    async def owner(self, answer: str) -> str | None:
+        row = await anyio.to_thread.run_sync(self._tx, lambda db, now: db.execute(
+            "SELECT owner FROM answers WHERE id = ? AND expires >= ?", (answer, now)).fetchone(),
+            False)
+        return None if row is None else str(row[0] or "")
+
     async def touch(self, answer: str) -> None:
         await self._run(lambda db, now: db.execute("UPDATE answers SET seen = ? WHERE id = ?",
                                                    (now, answer)).rowcount)
@@ -197,9 +215,10 @@ class SQLiteStore(Store):
             "SELECT seen, stop FROM answers WHERE id = ?", (answer,)).fetchone())
         return (float(row[0]), bool(row[1])) if row else (0.0, True)
 
-    async def ask_stop(self, answer: str) -> bool:
+    async def ask_stop(self, answer: str, owner: str | None = None) -> bool:
         changed = await self._run(lambda db, now: db.execute(
-            "UPDATE answers SET stop = 1 WHERE id = ? AND expires >= ?", (answer, now)).rowcount)
+            "UPDATE answers SET stop = 1 WHERE id = ? AND expires >= ? AND "
+            "(? IS NULL OR owner = ?)", (answer, now, owner, owner)).rowcount)
         return changed > 0
 
     def _batched(self) -> bool:
@@ -208,7 +227,7 @@ class SQLiteStore(Store):
         return all(getattr(kind, name) is getattr(SQLiteStore, name)
                    for name in ("open_answer", "append", "finish", "seen"))
 
-    async def flush(self, opens: list[tuple[str, float]],
+    async def flush(self, opens: list[tuple[str, float, str]],
                     appends: list[tuple[str, int, list[bytes]]],
                     finishes: list[tuple[str, float]]) -> dict[str, Exception]:
         if not self._batched():
@@ -227,8 +246,7 @@ class SQLiteStore(Store):
                 db.executemany("DELETE FROM events WHERE answer = ?", expired)
                 db.execute("DELETE FROM answers WHERE expires < ?", (now,))
             if opens:
-                db.executemany("INSERT INTO answers VALUES (?, 'running', ?, ?, 0)",
-                               [(a, now + ttl, now) for a, ttl in opens])
+                db.executemany(_OPEN, [(a, now + ttl, now, owner) for a, ttl, owner in opens])
             if events:
                 db.executemany("INSERT INTO events VALUES (?, ?, ?)", events)
             if finishes:
@@ -237,7 +255,7 @@ class SQLiteStore(Store):
         try:
             await self._run(work)
         except Exception as exc:  # one transaction: none of it was written
-            return {a: exc for a in [*(a for a, _ in opens), *(a for a, _, _ in appends),
+            return {a: exc for a in [*(a for a, _, _ in opens), *(a for a, _, _ in appends),
                                      *(a for a, _ in finishes)]}
         return {}
 
