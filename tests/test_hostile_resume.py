@@ -123,3 +123,52 @@ def test_a_store_file_from_before_owners_gets_its_owner_column(tmp_path: Any) ->
         return got
 
     assert asyncio.run(work()) == ["token:anna", None, False, True]
+
+
+def test_resume_readers_count_as_requests_per_minute(offline: OfflineProvider) -> None:
+    from helpers.relay.limits import Limits
+
+    async def work(c: Client) -> list[tuple[int, str]]:
+        answer = await answer_of(c)  # request 1 of 5
+        got = []
+        for _ in range(5):  # requests 2-5, then one too many
+            r = await c.get("/api/chat/resume", headers={"Last-Event-ID": f"{answer}.0"})
+            got.append((r.status_code, "done" if "event: done" in r.text
+                        else r.json()["error"]["type"]))
+        return got
+
+    assert run(offline, work, limits=Limits(requests_per_minute=5)) == [
+        (200, "done")] * 4 + [(429, "relay_rate_limit")]
+
+
+def test_resume_readers_hold_a_stream_slot_and_the_page_can_still_come_back(
+        offline: OfflineProvider) -> None:
+    from conftest import wait_until
+
+    from helpers.relay import start_relay
+    from helpers.relay.limits import Limits
+
+    config = Config("offline", offline.base_url, "moonshot-v1-8k", FAKE_KEY)
+    relay = start_relay(config, jupyter=False, name="relay-hostile-resume",
+                        limits=Limits(concurrent_streams=1))
+    try:
+        with httpx.Client(timeout=30) as c:
+            with c.stream("POST", relay.url + "api/chat/stream", json={
+                    "question": "What is a prime number? [hold]", "resumable": True}) as first:
+                assert first.status_code == 200
+                answer = first.headers["x-relay-answer"]
+            # the page's connection dropped; its producer holds the slot, the page comes back
+            resume = {"Last-Event-ID": f"{answer}.0"}
+            with c.stream("GET", relay.url + "api/chat/resume", headers=resume) as back:
+                assert back.status_code == 200
+                extra = c.get(relay.url + "api/chat/resume", headers=resume)
+                assert extra.status_code == 429
+                assert extra.json()["error"]["type"] == "relay_concurrency_limit"
+
+            def again() -> bool:  # the reader's slot was given back when its response ended
+                with c.stream("GET", relay.url + "api/chat/resume", headers=resume) as r:
+                    return r.status_code == 200
+            wait_until(again, timeout=10)
+            assert c.post(relay.url + f"api/chat/stop/{answer}").status_code == 204
+    finally:
+        relay.stop()

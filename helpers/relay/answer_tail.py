@@ -18,8 +18,8 @@ __all__ = ["LocalAnswer"]
 class LocalAnswer:
     """An answer produced in this worker: its events in memory, its readers here, its state."""
 
-    __slots__ = ("owner", "frames", "flushed", "opened", "done", "stored", "readers", "left", "task",
-                 "scope", "why", "failure", "waiters", "failing_since")
+    __slots__ = ("owner", "frames", "flushed", "opened", "done", "stored", "readers", "left",
+                 "task", "scope", "why", "failure", "waiters", "failing_since")
 
     def __init__(self, owner: str = "") -> None:
         self.owner = owner  # the identity of the client that asked: only it may read or stop

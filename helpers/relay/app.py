@@ -111,7 +111,7 @@ class ChatRoutes:
                         "offline": config.provider == "offline"}  # the usage event's cost says
         self.limiter = Limiter(limits or Limits(), store, trusted_proxies, model=config.model)
         self.answers = Answers(store, grace=resume_grace, failure=self.error_data,
-                               identify=self.identify)
+                               identify=self.identify, limiter=self.limiter)
         self.file_owners = FileOwners()  # replaced by the file routes' own in add_routes
         self.page_policy = f"{_PAGE_POLICY}; {frame_ancestors()}"  # create_app sets others
 

@@ -34,6 +34,11 @@ Deliberate choices:
   certainly over a budget, whatever was used today: that refusal needs no exact count (issue 23:
   five 7.8 MB files counted on the loop froze every client for 13.5 s, then a 429).
 - **An upload is a request** (:meth:`Limiter.count_request`): requests per minute count it too.
+- **A resume reader is a request and a stream** (:meth:`Limiter.admit_reader`; issue 23: 30
+  readers of one answer all got 200 under ``--max-streams 1``). Its lease is its own, held
+  while its response lasts; a *running* answer's producer holds a slot with no connection, so
+  while the answer runs its reader may use a second slot (up to twice the limit in all): the
+  page's reconnect after a dropped connection still works under ``--max-streams 1``.
 - **Without any limit configured the store is never touched** (the default relay's speed).
 """
 
@@ -193,6 +198,30 @@ class Limiter:
             return count_prompt_tokens(messages, stop)
         return await anyio.to_thread.run_sync(count_prompt_tokens, messages, stop,
                                               limiter=self._counting)
+
+    async def admit_reader(self, scope: Scope, running: bool,
+                           count: bool = True) -> tuple[str, str | None]:
+        """Admit a resume reader or raise :class:`RelayLimit`: (client, its lease or None);
+        give the lease back with :meth:`drop_reader` when its response ends."""
+        limits = self.limits
+        client = self.client(scope)
+        if count:  # ``count=False``: already counted
+            await self.count_request(scope, client)
+        if limits.concurrent_streams is None:
+            return client, None
+        lease = uuid.uuid4().hex
+        if not await self.store.take_stream(client, lease, limits.concurrent_streams
+                                            * (2 if running else 1), limits.stream_lease):
+            raise RelayLimit("relay_concurrency_limit",
+                             f"This relay streams at most {limits.concurrent_streams} "
+                             "answers at once per client (a resumed one too); wait for one to "
+                             "finish (a limit of the relay, not of the provider).")
+        return client, lease
+
+    async def drop_reader(self, client: str, lease: str | None) -> None:
+        """Give a resume reader's stream slot back."""
+        if lease is not None:
+            await self.store.drop_stream(client, lease)
 
     async def admit(self, scope: Scope, messages: list[dict], max_tokens: int | None = None,
                     tools: Sequence[dict] = ()) -> Ticket:

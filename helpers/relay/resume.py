@@ -7,12 +7,11 @@ A client asks for it with ``"resumable": true`` in its request (the page does). 
   follow the memory, and the worker's flusher writes what every answer produced to the shared
   store every :data:`FLUSH_EVERY` s, in one call (and once more at the end), for readers on
   other workers or relays. Each event carries an SSE ``id``, ``<answer>.<n>``: the answer's
-  random id and the event's number.
+  random id and the event's number. One upstream request, whatever happens to the connections.
 - **An answer is its client's.** It is bound to the identity of the client that asked
   (:func:`~helpers.relay.identity.client_identity`: its per-client token's name, else its
   address), here and in the store; a resume or stop by anyone else is the 404 of an unknown id,
-  after the same wait (issue 23: another client's token read and stopped it, given its id). One upstream request,
-  whatever happens to the connections.
+  after the same wait (issue 23: another client's token read and stopped it, given its id).
 - **Reconnect** with ``GET /api/chat/resume`` and ``Last-Event-ID: <answer>.<n>`` (the header
   ``EventSource`` sends): every event after ``n``, then the rest as it comes, from whichever
   worker or relay shares the store (one on another worker may lag by a flush: it polls). An
@@ -40,7 +39,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -50,9 +49,11 @@ from fastapi.responses import Response
 from ..errors import RelayFailure
 from ..streams.sse import encode_event
 from .answer_tail import LocalAnswer
-from .identity import client_identity
 from .bodies import error_response
 from .eventstream import EventStream, Last
+from .identity import client_identity
+from .limit_kinds import RelayLimit
+from .limits import Limiter
 from .store import Store
 from .upstream import Batch
 
@@ -81,6 +82,21 @@ _LOST = {"type": "relay_error", "status": None,
          "message": "The relay lost this answer (its worker stopped or could not store it)."}
 
 
+async def _released(frames: AsyncIterator[bytes],
+                    release: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
+    """``frames``, then ``release`` (a reader's stream slot) however the response ends."""
+    try:
+        async for frame in frames:
+            yield frame
+    finally:
+        with anyio.CancelScope(shield=True):
+            await frames.aclose()  # type: ignore[attr-defined]
+            try:
+                await release()
+            except Exception:  # the lease expires on its own
+                log.warning("giving a resume reader's stream slot back failed")
+
+
 class Answers:
     """The resumable answers of one app: producers here, readers of answers anywhere.
 
@@ -89,13 +105,15 @@ class Answers:
         grace: seconds an answer waits for its reader to come back, and stays readable after.
         failure: turns an exception into the relay's ``error`` event data.
         identify: the client a request comes from (an answer's owner).
+        limiter: counts each resume as a request and holds a stream slot while it reads.
     """
 
     def __init__(self, store: Store, *, grace: float = DEFAULT_GRACE,
                  failure: Callable[[Exception], dict[str, Any]],
-                 identify: Callable[[dict], str] = client_identity) -> None:
+                 identify: Callable[[dict], str] = client_identity,
+                 limiter: Limiter | None = None) -> None:
         self.store, self.grace, self.failure = store, grace, failure
-        self.identify = identify
+        self.identify, self.limiter = identify, limiter
         self._local: dict[str, LocalAnswer] = {}
         self._keeper: asyncio.Task[None] | None = None
 
@@ -111,13 +129,16 @@ class Answers:
             self._keeper = loop.create_task(self._keep())
         return self._response(answer, 0, attached=True)
 
-    def _response(self, answer: str, after: int, attached: bool = False) -> Response:
+    def _response(self, answer: str, after: int, attached: bool = False,
+                  release: Callable[[], Awaitable[None]] | None = None) -> Response:
         # The answer's id in a header too: a page that stops before the first event arrives
         # (the provider still thinking) can still tell the relay which answer to stop. The
         # plain answers' response: the same headers, keep-alives and hang-up handling.
         local = self._local.get(answer)
         frames = (self._follow_local(local, after, attached) if local is not None
                   else self._follow_store(answer, after))
+        if release is not None:
+            frames = _released(frames, release)
         return EventStream(frames, headers={"X-Relay-Answer": answer})
 
     @staticmethod
@@ -288,7 +309,7 @@ class Answers:
         """Whether ``client``'s answer is in the store; one a flush old may not be there yet.
         Another client's waits as long as an unknown one: the wait does not tell them apart."""
         deadline = time.monotonic() + _ARRIVE_WITHIN
-        while (owner := await self.store.owner(answer)) != client:
+        while await self.store.owner(answer) != client:
             if time.monotonic() >= deadline:
                 return False
             await anyio.sleep(2 * FLUSH_EVERY)
@@ -303,12 +324,30 @@ class Answers:
                                   "Resume needs a Last-Event-ID header of the form "
                                   "<answer>.<event number>, as the events' ids have it.")
         client, local = self.identify(request.scope), self._local.get(answer)
+        limits = self.limiter is not None and self.limiter.limits.any
+        if limits:  # a reader is a request: counted before the id is even looked up
+            try:
+                await self.limiter.count_request(request.scope)  # type: ignore[union-attr]
+            except RelayLimit as exc:
+                return exc.response()
         if (local is None or local.owner != client) and not await self._owned(answer, client):
             return error_response(404, "resume_expired",
                                   "This answer is unknown or expired: an answer is kept "
                                   f"{self.grace:g} s after its connection drops or it "
                                   "finishes. Ask again.")
-        return self._response(answer, int(number))
+        if not limits:
+            return self._response(answer, int(number))
+        running = (local is not None and not local.done) or (
+            await self.store.read(answer, 10**12))[0] == "running"
+        try:
+            who, lease = await self.limiter.admit_reader(  # type: ignore[union-attr]
+                request.scope, running, count=False)
+        except RelayLimit as exc:
+            return exc.response()
+
+        async def release() -> None:
+            await self.limiter.drop_reader(who, lease)  # type: ignore[union-attr]
+        return self._response(answer, int(number), release=release)
 
     async def stop(self, answer: str, request: Request) -> Response:
         """``POST /api/chat/stop/{answer}``: close the answer's upstream request now."""
