@@ -30,6 +30,7 @@ from tcp_cutter import TcpCutter
 from helpers.offline import OfflineProvider
 from helpers.offline.replies import filler_reply
 from helpers.relay import Relay, start_relay
+from helpers.relay.answer_tail import follow_store
 from helpers.relay.store import SQLiteStore
 from helpers.settings import Config
 
@@ -262,7 +263,7 @@ def test_an_answer_whose_clean_up_fails_still_ends_for_every_reader(tmp_path: Pa
         local = b"".join([part async for part in response.body_iterator])
         answer = response.headers["x-relay-answer"]
         await asyncio.sleep(0.3)  # the final flush
-        remote = b"".join([part async for part in elsewhere._follow_store(answer, 0)])
+        remote = b"".join([part async for part in follow_store(elsewhere.store, answer, 0)])
         await store.close()
         return local, remote
 
@@ -280,7 +281,7 @@ def test_a_reader_elsewhere_gives_up_when_the_producers_lease_lapses(tmp_path: P
         await store.open_answer("gone", 0.5)  # its worker died: nobody renews it
         await store.append("gone", 1, [b"id: gone.1\nevent: delta\ndata: {\"content\":\"x\"}\n\n"])
         elsewhere = Answers(store, grace=5, failure=lambda exc: {})
-        body = b"".join([part async for part in elsewhere._follow_store("gone", 0)])
+        body = b"".join([part async for part in follow_store(elsewhere.store, "gone", 0)])
         await store.close()
         return body
 

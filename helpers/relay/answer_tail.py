@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import anyio
 
-__all__ = ["LocalAnswer"]
+from ..streams.sse import encode_event
+from .eventstream import Last
+from .store import Store
+
+__all__ = ["LOST", "TOUCH_EVERY", "LocalAnswer", "follow_local", "follow_store"]
+
+#: How often a reader on another worker tells the producer (through the store) it is there.
+TOUCH_EVERY = 0.5
+_POLL_EVERY = 0.05
+LOST = {"type": "relay_error", "status": None,
+         "message": "The relay lost this answer (its worker stopped or could not store it)."}
 
 
 class LocalAnswer:
@@ -57,3 +68,51 @@ class LocalAnswer:
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
         await waiter
+
+
+async def follow_local(local: LocalAnswer, after: int, attached: bool) -> AsyncIterator[bytes]:
+    """A reader in the producer's worker: the events from memory, as they come."""
+    if not attached:
+        local.readers += 1
+    try:
+        while True:
+            count = len(local.frames)
+            if count > after:
+                data = b"".join(local.frames[after:count])
+                after = count
+                if local.done and count == len(local.frames):
+                    yield Last(data)  # the end of the response in the same write
+                    return
+                yield data
+                await asyncio.sleep(0)  # notice a hang-up
+            elif local.done:
+                return
+            else:
+                await local.changed()
+    finally:
+        local.readers -= 1
+        local.left = time.time()
+
+
+async def follow_store(store: Store, answer: str, after: int) -> AsyncIterator[bytes]:
+    """A reader on another worker (or after the answer left memory): poll the store."""
+    touched, running = 0.0, False
+    while True:
+        state, rows = await store.read(answer, after)
+        if state is None:
+            yield encode_event("error", LOST if running else
+                               {"type": "resume_expired", "status": None,
+                                "message": "The answer expired."})
+            return
+        running = state == "running"
+        if rows:
+            after = rows[-1][0]
+            yield b"".join(data for _, data in rows)
+            await asyncio.sleep(0)  # notice a hang-up
+        elif not running:
+            return
+        else:
+            await anyio.sleep(_POLL_EVERY)
+        if running and time.time() - touched > TOUCH_EVERY:
+            touched = time.time()  # a reader on another worker: tell the producer
+            await store.touch(answer)

@@ -48,9 +48,9 @@ from fastapi.responses import Response
 
 from ..errors import RelayFailure
 from ..streams.sse import encode_event
-from .answer_tail import LocalAnswer
+from .answer_tail import TOUCH_EVERY, LocalAnswer, follow_local, follow_store
 from .bodies import error_response
-from .eventstream import EventStream, Last
+from .eventstream import EventStream
 from .identity import client_identity
 from .limit_kinds import RelayLimit
 from .limits import Limiter
@@ -61,7 +61,6 @@ __all__ = ["DEFAULT_GRACE", "FLUSH_EVERY", "LEASE", "TOUCH_EVERY", "WATCH_EVERY"
 
 log = logging.getLogger("helpers.relay")
 DEFAULT_GRACE = 30.0
-TOUCH_EVERY = 0.5
 #: How often a worker writes its answers' new events to the store, in one call.
 FLUSH_EVERY = 0.05
 #: How often a worker reads its answers' readers and stop flags from the store, in one call.
@@ -69,7 +68,6 @@ WATCH_EVERY = 0.2
 #: A running answer stays in the store this long after its worker last renewed it.
 LEASE = 15.0
 _RENEW_EVERY = 2.0
-_POLL_EVERY = 0.05
 #: How long the final flush of an answer is retried before the store is given up on.
 _GIVE_UP_AFTER = 10.0
 #: How long a resume or stop on another worker waits for an answer its flusher has not
@@ -78,8 +76,6 @@ _ARRIVE_WITHIN = 3.0
 #: An event number: ASCII digits only (``str.isdigit`` takes ``²``), at most 12 of them (an int64
 #: overflow cut the body: issue 23).
 _EVENT_NUMBER = re.compile(r"[0-9]{1,12}")
-_LOST = {"type": "relay_error", "status": None,
-         "message": "The relay lost this answer (its worker stopped or could not store it)."}
 
 
 async def _released(frames: AsyncIterator[bytes],
@@ -135,8 +131,8 @@ class Answers:
         # (the provider still thinking) can still tell the relay which answer to stop. The
         # plain answers' response: the same headers, keep-alives and hang-up handling.
         local = self._local.get(answer)
-        frames = (self._follow_local(local, after, attached) if local is not None
-                  else self._follow_store(answer, after))
+        frames = (follow_local(local, after, attached) if local is not None
+                  else follow_store(self.store, answer, after))
         if release is not None:
             frames = _released(frames, release)
         return EventStream(frames, headers={"X-Relay-Answer": answer})
@@ -257,53 +253,6 @@ class Answers:
             else:
                 continue
             log.info("resumable answer %s… closed: %s", answer[:6], local.why)
-
-    async def _follow_local(self, local: LocalAnswer, after: int,
-                            attached: bool) -> AsyncIterator[bytes]:
-        """A reader in the producer's worker: the events from memory, as they come."""
-        if not attached:
-            local.readers += 1
-        try:
-            while True:
-                count = len(local.frames)
-                if count > after:
-                    data = b"".join(local.frames[after:count])
-                    after = count
-                    if local.done and count == len(local.frames):
-                        yield Last(data)  # the end of the response in the same write
-                        return
-                    yield data
-                    await asyncio.sleep(0)  # notice a hang-up
-                elif local.done:
-                    return
-                else:
-                    await local.changed()
-        finally:
-            local.readers -= 1
-            local.left = time.time()
-
-    async def _follow_store(self, answer: str, after: int) -> AsyncIterator[bytes]:
-        """A reader on another worker (or after the answer left memory): poll the store."""
-        touched, running = 0.0, False
-        while True:
-            state, rows = await self.store.read(answer, after)
-            if state is None:
-                yield encode_event("error", _LOST if running else
-                                   {"type": "resume_expired", "status": None,
-                                    "message": "The answer expired."})
-                return
-            running = state == "running"
-            if rows:
-                after = rows[-1][0]
-                yield b"".join(data for _, data in rows)
-                await asyncio.sleep(0)  # notice a hang-up
-            elif not running:
-                return
-            else:
-                await anyio.sleep(_POLL_EVERY)
-            if running and time.time() - touched > TOUCH_EVERY:
-                touched = time.time()  # a reader on another worker: tell the producer
-                await self.store.touch(answer)
 
     async def _owned(self, answer: str, client: str) -> bool:
         """Whether ``client``'s answer is in the store; one a flush old may not be there yet.
