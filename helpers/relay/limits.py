@@ -199,14 +199,12 @@ class Limiter:
         return await anyio.to_thread.run_sync(count_prompt_tokens, messages, stop,
                                               limiter=self._counting)
 
-    async def admit_reader(self, scope: Scope, running: bool,
-                           count: bool = True) -> tuple[str, str | None]:
-        """Admit a resume reader or raise :class:`RelayLimit`: (client, its lease or None);
-        give the lease back with :meth:`drop_reader` when its response ends."""
+    async def admit_reader(self, scope: Scope, running: bool) -> tuple[str, str | None]:
+        """Admit a resume reader (already counted by :meth:`count_request`) or raise
+        :class:`RelayLimit`: (client, its lease or None); give the lease back with
+        :meth:`drop_reader` when its response ends."""
         limits = self.limits
         client = self.client(scope)
-        if count:  # ``count=False``: already counted
-            await self.count_request(scope, client)
         if limits.concurrent_streams is None:
             return client, None
         lease = uuid.uuid4().hex

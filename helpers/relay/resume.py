@@ -290,7 +290,7 @@ class Answers:
             await self.store.read(answer, 10**12))[0] == "running"
         try:
             who, lease = await self.limiter.admit_reader(  # type: ignore[union-attr]
-                request.scope, running, count=False)
+                request.scope, running)
         except RelayLimit as exc:
             return exc.response()
 
