@@ -10,7 +10,13 @@ from openai import AsyncOpenAI
 
 
 def make_relay(aclient: AsyncOpenAI, model: str) -> FastAPI:
-    """Exercise 1: section 1's relay, whose `done` event carries the finish_reason."""
+    """Exercise 1: section 1's relay, whose `done` event carries the finish_reason.
+
+    The finish_reason arrives in the last chunk with choices, whose delta is empty. So it is
+    read in its own ``if``, outside the one that needs content: inside it, the reason is
+    never seen and ``done`` says ``{"finish_reason": null}``. ``json.dumps`` keeps a newline
+    of the answer inside a JSON string, so it cannot end an event early.
+    """
     app = FastAPI()
 
     @app.post("/chat")
@@ -34,8 +40,15 @@ def make_relay(aclient: AsyncOpenAI, model: str) -> FastAPI:
 
 
 def split_events(buffer: str) -> tuple[list[tuple[str, object]], str]:
-    """Exercise 2: the complete events in ``buffer`` as (name, data), and the incomplete rest."""
-    *complete, rest = buffer.split("\n\n")
+    """Exercise 2: the complete events in ``buffer`` as (name, data), and the incomplete rest.
+
+    An event is complete only when its blank line has arrived. ``split`` leaves whatever
+    follows the last blank line as the final item, possibly ``""`` or half an event (even
+    half of the blank line: a single newline); it goes back as ``rest`` and the next read
+    completes it. Dropping it loses events when the network cuts the stream at an awkward
+    place, which the check does on purpose (pieces of 1, 2, 7 and 13 characters).
+    """
+    *complete, rest = buffer.split("\n\n")  # the last item: after the last blank line
     events = []
     for block in complete:
         fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)

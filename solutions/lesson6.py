@@ -11,7 +11,15 @@ from helpers import chunk_usage
 
 
 def ask_with_usage(client: OpenAI, model: str, question: str) -> tuple[str, int | None]:
-    """Exercise 1: stream an answer and return (text, total_tokens), whatever the provider."""
+    """Exercise 1: stream an answer and return (text, total_tokens), whatever the provider.
+
+    Usage has three homes (lesson 6, section 2): inside ``choices[0]`` of Moonshot's last
+    chunk, at the top level of DeepSeek's last chunk (which still has choices), and in a
+    trailing chunk with empty ``choices`` (Qwen, OpenAI, a local server), sent only when
+    ``include_usage`` is asked. So ask for it always, and look for usage on every chunk, not
+    only on the ones without choices. The text is ``delta.content`` only: reasoning models
+    stream their thinking in another field, which must not end up in the answer.
+    """
     stream = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": question}], stream=True,
         stream_options={"include_usage": True})  # Moonshot ignores it, the others need it
@@ -26,7 +34,12 @@ def ask_with_usage(client: OpenAI, model: str, question: str) -> tuple[str, int 
 
 
 def split_thinking(stream: Iterable[ChatCompletionChunk]) -> tuple[str, str]:
-    """Exercise 2: return (reasoning, answer) from a stream, by hand."""
+    """Exercise 2: return (reasoning, answer) from a stream, by hand.
+
+    ``reasoning_content`` is not a field the SDK declares: it arrives as an extra attribute,
+    present only on models that stream reasoning. ``getattr`` with a default reads it
+    without an ``AttributeError`` on the others, and the ``or ""`` turns ``None`` into text.
+    """
     reasoning, answer = [], []
     for chunk in stream:
         if not chunk.choices:

@@ -10,7 +10,13 @@ from typing import Any
 
 
 def join_tool_calls(chunks: list) -> list[dict]:
-    """Exercise 1: join streamed tool-call pieces into calls ({"id", "name", "arguments"})."""
+    """Exercise 1: join streamed tool-call pieces into calls ({"id", "name", "arguments"}).
+
+    Join by ``index``, the one field that says which call a piece belongs to, never by
+    ``id``: later pieces carry no id (Moonshot, OpenAI) or ``"id": ""`` (Qwen). A local
+    server sends whole calls with no index at all: then a piece with a new id starts a new
+    call. The first non-empty id and name win, so an empty one later changes nothing.
+    """
     calls: list[dict] = []
     by_index: dict[int, dict] = {}
     for chunk in chunks:
@@ -36,7 +42,14 @@ def join_tool_calls(chunks: list) -> list[dict]:
 
 
 def safe_run(name: str, arguments: str, functions: dict[str, Callable[..., Any]]) -> str:
-    """Exercise 2: run an allowed function; any problem becomes an 'Error: ...' text."""
+    """Exercise 2: run an allowed function; any problem becomes an 'Error: ...' text.
+
+    The model chose the name and wrote the arguments, so both are untrusted input. The
+    allow-list comes first (never look a name up anywhere else); then the JSON, then the
+    arguments against the signature (a missing one is a ``TypeError`` before the call), then
+    the call itself, whose exception becomes text too. The model reads the error and can try
+    again; a raise would end the tool loop.
+    """
     if name not in functions:
         return f"Error: unknown tool {name!r}; the tools are {', '.join(sorted(functions))}"
     try:

@@ -7,7 +7,12 @@ from helpers.providers import price_of
 
 
 def conversation_cost(usages: list[dict], model: str) -> float:
-    """Exercise 1: add up what every call cost, cached prompt tokens at their own rate."""
+    """Exercise 1: add up what every call cost, cached prompt tokens at their own rate.
+
+    Prices are per million tokens. ``cached_tokens`` are part of ``prompt_tokens``: bill them
+    at ``cached_input`` and only the rest at ``input`` (adding them on top counts them twice).
+    A model with no price raises: an unknown cost must not look free.
+    """
     price = price_of(model)
     if price is None:
         raise ValueError(f"no price for {model!r}")
@@ -21,7 +26,14 @@ def conversation_cost(usages: list[dict], model: str) -> float:
 
 
 def fit(messages: list[dict], window: int, reserve: int) -> list[dict]:
-    """Exercise 2: drop the oldest question-and-answer pairs until the prompt fits."""
+    """Exercise 2: drop the oldest question-and-answer pairs until the prompt fits.
+
+    ``messages[0]`` is the system message (the instructions): always kept. The rest is
+    question, answer, question, answer, ..., new question, so dropping two from the front
+    removes the oldest pair and keeps the history starting with a question. It stops as soon
+    as the prompt leaves ``reserve`` tokens for the answer, and raises ``ValueError`` when
+    only the new question is left and still does not fit (an empty history would fail anyway).
+    """
     system, rest = messages[:1], messages[1:]
     while count_prompt_tokens(system + rest) > window - reserve:
         if len(rest) <= 1:
