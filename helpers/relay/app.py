@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,6 +48,7 @@ from .handlers import add_error_handlers
 from .identity import TrustedProxies, client_identity
 from .limits import Limiter, Limits, RelayLimit
 from .resume import DEFAULT_GRACE, Answers
+from .roster import TEACHER, RosterFile
 from .store import Store, open_store
 from .toolstream import tool_batches
 from .uploads import FileOwners, add_file_routes, files_message
@@ -229,11 +231,11 @@ class ChatRoutes:
             await self.provider.close()
 
 
-def _add_middleware(app: FastAPI, *, token: str | Mapping[str, str] | None,
+def _add_middleware(app: FastAPI, *, token: str | Mapping[str, str] | RosterFile | None,
                     allow_origins: Iterable[str], allow_hosts: Iterable[str],
                     trust_proxy_prefix: str | None, max_upload_bytes: int) -> None:
     """The access token inside CORS inside the Host/Origin guards (the last added is outermost)."""
-    if token:  # inside CORS (a preflight carries no token) and the Host/Origin guards
+    if token is not None:  # inside CORS (a preflight has no token) and the Host/Origin guards
         app.add_middleware(AccessToken, tokens=token)
     cors_origins = [o.rstrip("/") for o in allow_origins]
     if cors_origins:  # none allowed: the guards refuse other origins, CORS has nothing to add
@@ -252,10 +254,10 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                limits: Limits | None = None, store: Store | str | None = None,
                trusted_proxies: Iterable[str] = (),
                resume_grace: float = DEFAULT_GRACE,
-               token: str | Mapping[str, str] | None = None,
+               token: str | Mapping[str, str] | os.PathLike[str] | RosterFile | None = None,
                max_upload_bytes: int = MAX_UPLOAD_BYTES,
                allow_frame_origins: Iterable[str] = (),
-               allow_system_prompt: bool = False) -> FastAPI:
+               allow_system_prompt: bool = False, teacher: str = TEACHER) -> FastAPI:
     """Build the relay's FastAPI app for ``config`` (default: ``load_config()``).
 
     Args:
@@ -277,8 +279,11 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         trusted_proxies: proxies whose ``X-Forwarded-For`` names the client
             (:mod:`helpers.relay.identity`).
         resume_grace: seconds a resumable answer waits for its reader to come back.
-        token: require ``Authorization: Bearer <token>`` (one shared token, or ``{name:
-            token}`` per client); see :mod:`helpers.relay.access`. Default: none needed.
+        token: require ``Authorization: Bearer <token>`` (one shared token, ``{name:
+            token}`` per client, or a tokens file's path, re-read when it changes:
+            :mod:`helpers.relay.roster`); see :mod:`helpers.relay.access`. Default: none
+            needed.
+        teacher: the name of the teacher's per-client token (a tokens file's line).
         max_upload_bytes: the largest file ``POST /api/files`` takes (other bodies: 256 kB).
         allow_frame_origins: origins whose pages may show the chat page in a frame, besides
             its own (``http://127.0.0.1:8888``); others cannot (clickjacking).
@@ -291,6 +296,8 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                         trusted_proxies=TrustedProxies(trusted_proxies),
                         resume_grace=resume_grace, allow_system_prompt=allow_system_prompt)
     routes.page_policy = f"{_PAGE_POLICY}; {frame_ancestors(allow_frame_origins)}"
+    if isinstance(token, os.PathLike):
+        token = RosterFile(token, teacher)  # or RosterError / OSError: the relay cannot start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
