@@ -1,6 +1,7 @@
 """Per-student tokens (issue 24, finding 2): the tokens file (helpers/relay/roster.py), the
 relay's ``--tokens FILE`` in one process and with ``--workers 2``, ``start_relay`` with a
-mapping or a path, revocation by editing the file.
+mapping or a path, revocation by editing the file, and the command that makes the file and
+its handout (helpers/relay/tokens.py).
 
 The limits count per student whatever the address: every request here comes from 127.0.0.1,
 and the offline provider's counters prove which ones reached it. The usage view is
@@ -10,6 +11,8 @@ tests/test_usage_view.py.
 from __future__ import annotations
 
 import logging
+import re
+import stat
 import subprocess
 import sys
 import time
@@ -26,6 +29,8 @@ from helpers.relay import start_relay
 from helpers.relay.access import new_token
 from helpers.relay.limits import Limits
 from helpers.relay.roster import RosterError, RosterFile, parse_names, parse_roster
+from helpers.relay.tokens import QR_SCALE, handout_html
+from helpers.relay.tokens import main as tokens_main
 from helpers.settings import Config
 
 pytestmark = pytest.mark.timeout(180)
@@ -172,3 +177,61 @@ def test_cli_tokens_file_limits_per_student_and_a_revoked_token_is_refused_witho
         relay.stop()
     assert "re-read: 2 names (0 new, 1 removed)" in logged, logged
     assert not any(t in out + logged for t in (ANNA, BEN, TEACHER))
+
+
+# -- the tokens command and its handout ------------------------------------------------------
+def test_make_writes_a_private_file_and_prints_no_token(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    out, handout = tmp_path / "class-tokens.txt", tmp_path / "handout.html"
+    assert tokens_main(["make", "--students", "30", "--out", str(out), "--handout",
+                        str(handout), "--url", "http://10.0.0.5:4020"]) == 0
+    said = capsys.readouterr().out
+    tokens = parse_roster(out.read_text())
+    assert list(tokens)[:2] == ["teacher", "student01"] and len(tokens) == 31
+    assert "30 students and the teacher" in said and "0600" in said
+    assert not any(token in said for token in tokens.values())
+    for path in (out, handout):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    page = handout.read_text()
+    for name, token in tokens.items():
+        link = f"http://10.0.0.5:4020/#token={token}"
+        assert link in page, name
+    assert f"http://10.0.0.5:4020/usage#token={tokens['teacher']}" in page
+    assert page.count("<svg") == 31 and "<script" not in page
+    # make does not replace a file whose links were handed out, unless told to
+    assert tokens_main(["make", "--students", "2", "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err and parse_roster(out.read_text()) == tokens
+    assert tokens_main(["make", "--students", "2", "--out", str(out), "--force", "--show"]) == 0
+    shown, again = capsys.readouterr().out, parse_roster(out.read_text())
+    assert len(again) == 3 and all(token in shown for token in again.values())  # asked
+
+
+def test_the_handout_qr_codes_are_the_links(tmp_path: Path) -> None:
+    """Each card's QR code is segno's code of that card's link (decoding needs a reader this
+    project does not ship; a code of any other text differs)."""
+    import segno
+
+    tokens = {"teacher": TEACHER, "anna": ANNA}
+    page = handout_html(tokens, "http://10.0.0.5:4020/")
+    svgs = re.findall(r"<svg.*?</svg>", page, re.S)
+    links = [f"http://10.0.0.5:4020/usage#token={TEACHER}", f"http://10.0.0.5:4020/#token={ANNA}"]
+    options = {"scale": QR_SCALE, "title": "QR code of the link"}
+    assert svgs == [segno.make(link, error="m").svg_inline(**options) for link in links]
+    assert segno.make(links[1] + "x", error="m").svg_inline(**options) not in svgs
+
+
+def test_revoke_and_add_edit_the_file_in_one_step(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    path = roster_file(tmp_path / "class.txt", teacher=TEACHER, anna=ANNA, ben=BEN)
+    assert tokens_main(["revoke", str(path), "ben"]) == 0
+    assert "# class 7b" in path.read_text() and set(parse_roster(path.read_text())) == {
+        "teacher", "anna"}
+    assert tokens_main(["add", str(path), "ben"]) == 0
+    renewed = parse_roster(path.read_text())["ben"]
+    assert renewed != BEN and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert tokens_main(["revoke", str(path), "nobody"]) == 2
+    assert tokens_main(["handout", str(path), "--url", "http://0.0.0.0:4020/", "--out",
+                        str(tmp_path / "h.html")]) == 2
+    said = capsys.readouterr()
+    assert "not in" in said.err and "not an address to open" in said.err
+    assert renewed not in said.out + said.err and "added ben" in said.out
