@@ -27,6 +27,8 @@ Deliberate choices (the long story is docs/classroom.md, "Who can spend your key
   ASGI scope under :data:`helpers.relay.identity.CLIENT_SCOPE_KEY`, so limits and budgets
   count per student (:mod:`helpers.relay.identity`); one shared token names nobody. A token
   removed from the file is refused from the next look at it on (about a second).
+- **Open too: the usage page** (``/usage``, static like the chat page); its data
+  (``/usage.json``) needs the teacher's token (:mod:`helpers.relay.usage`).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ HUB_USER_VARS = ("JUPYTERHUB_USER", "JUPYTERHUB_API_TOKEN")
 #: Set by BinderHub in every Binder session (one visitor, one container of its own).
 BINDER_VARS = ("BINDER_LAUNCH_HOST", "BINDER_REQUEST", "BINDER_REPO_URL", "BINDER_REF_URL")
 _OPEN_PREFIXES = ("/static/",)
-_OPEN_PATHS = frozenset({"/", "/healthz"})
+_OPEN_PATHS = frozenset({"/", "/healthz", "/usage"})
 
 
 def new_token() -> str:
