@@ -28,6 +28,7 @@ from helpers.relay import Relay, start_relay
 from helpers.relay.access import new_token
 from helpers.relay.limits import Limits
 from helpers.relay.store import SQLiteStore, open_store
+from helpers.relay.toolstream import MATH_TOOLS
 from helpers.relay.usage import usage_day
 from helpers.settings import Config
 
@@ -153,6 +154,25 @@ def test_usage_is_recorded_without_any_limit_and_not_without_student_tokens(
         assert usage(relay.url, "anna").status_code == 404
         assert relay.app.state.limiter.store.path is None  # the store never made its file
     assert offline.stats()["streams"] == 4
+
+
+def test_a_tool_round_refused_mid_answer_is_a_refusal_and_its_usage_counts(
+        offline: OfflineProvider) -> None:
+    """A tool loop's second round the budget cannot pay for ends the answer with an error
+    event (tests/test_hostile_budget.py); the view counts the question, its first round's
+    usage and the refusal."""
+    config = Config("offline", offline.base_url, "moonshot-v1-8k", FAKE_KEY)
+    with start_relay(config, jupyter=False, name="relay-usage-tools", token=dict(TOKENS),
+                     tools=MATH_TOOLS, limits=Limits(daily_tokens=300)) as relay:
+        answer = httpx.post(relay.url + "api/chat/stream", headers=bearer("anna"), timeout=60,
+                            json={"question": "Please calculate 3*4", "max_tokens": 20})
+        assert answer.status_code == 200
+        got = sse_events(answer.text)
+        assert got[-1][0] == "error" and got[-1][1]["type"] == "relay_budget_limit"
+        anna = rows(usage(relay.url).json())["anna"]
+    assert offline.stats()["chat_requests"] == 1  # the refused round never left the relay
+    assert anna["requests"] == 1 and anna["refusals"] == {"relay_budget_limit": 1}
+    assert anna["total_tokens"] == reported(answer)["total_tokens"] > 0
 
 
 class _NoRecords(SQLiteStore):
