@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from conftest import FAKE_KEY, stop_process, wait_until
+from conftest import FAKE_KEY, need_system_part, stop_process, wait_until
 from relay_process import RelayProcess
 
 from helpers.offline import OfflineProvider
@@ -218,6 +220,28 @@ def test_the_handout_qr_codes_are_the_links(tmp_path: Path) -> None:
     options = {"scale": QR_SCALE, "title": "QR code of the link"}
     assert svgs == [segno.make(link, error="m").svg_inline(**options) for link in links]
     assert segno.make(links[1] + "x", error="m").svg_inline(**options) not in svgs
+
+
+@pytest.mark.browser
+def test_the_printed_handout_scans_as_each_students_link(page: Any, tmp_path: Path) -> None:
+    """The handout as Chromium draws it, each QR code read back by zbar's zbarimg (a real
+    reader; Debian's zbar-tools)."""
+    zbarimg = shutil.which("zbarimg")
+    need_system_part(zbarimg is not None, "zbarimg (apt-get install zbar-tools)")
+    tokens = {"teacher": TEACHER, "anna": ANNA, "张伟": BEN}
+    page.set_content(handout_html(tokens, "http://10.0.0.5:4020/"))
+    codes = page.locator(".card svg")
+    assert codes.count() == 3
+    read = []
+    for i in range(3):
+        shot = tmp_path / f"card{i}.png"
+        codes.nth(i).screenshot(path=str(shot))
+        done = subprocess.run([str(zbarimg), "--raw", "-q", str(shot)], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        read.append(done.stdout.strip())
+    assert read == [f"http://10.0.0.5:4020/usage#token={TEACHER}",
+                    f"http://10.0.0.5:4020/#token={ANNA}", f"http://10.0.0.5:4020/#token={BEN}"]
 
 
 def test_revoke_and_add_edit_the_file_in_one_step(tmp_path: Path,
