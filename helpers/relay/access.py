@@ -22,9 +22,13 @@ Deliberate choices (the long story is docs/classroom.md, "Who can spend your key
   refused, never passed on unchecked (:func:`helpers.relay.guards.refuse_scope`).
 - **Open without a token**: the page and its static files (they hold no secret) and
   ``/healthz`` (liveness; it names the provider and model, never the key).
-- **Per-client tokens** (a mapping name -> token, one per student) name the client in the
+- **Per-client tokens** (a mapping name -> token, one per student, or a tokens file,
+  :class:`~helpers.relay.roster.RosterFile`, re-read when it changes) name the client in the
   ASGI scope under :data:`helpers.relay.identity.CLIENT_SCOPE_KEY`, so limits and budgets
-  count per student (:mod:`helpers.relay.identity`); one shared token names nobody.
+  count per student (:mod:`helpers.relay.identity`); one shared token names nobody. A token
+  removed from the file is refused from the next look at it on (about a second).
+- **Open too: the usage page** (``/usage``, static like the chat page); its data
+  (``/usage.json``) needs the teacher's token (:mod:`helpers.relay.usage`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .bodies import error_response
 from .guards import refuse_scope
 from .identity import CLIENT_SCOPE_KEY
+from .roster import RosterFile
 
 __all__ = ["HUB_USER_VARS", "AccessToken", "bearer_token", "is_loopback", "new_token",
            "why_token_required"]
@@ -53,7 +58,7 @@ HUB_USER_VARS = ("JUPYTERHUB_USER", "JUPYTERHUB_API_TOKEN")
 #: Set by BinderHub in every Binder session (one visitor, one container of its own).
 BINDER_VARS = ("BINDER_LAUNCH_HOST", "BINDER_REQUEST", "BINDER_REPO_URL", "BINDER_REF_URL")
 _OPEN_PREFIXES = ("/static/",)
-_OPEN_PATHS = frozenset({"/", "/healthz"})
+_OPEN_PATHS = frozenset({"/", "/healthz", "/usage"})
 
 
 def new_token() -> str:
@@ -94,16 +99,24 @@ class AccessToken:
 
     Args:
         app: the app to protect.
-        tokens: one shared token, or per-client tokens as ``{name: token}``.
+        tokens: one shared token, per-client tokens as ``{name: token}``, or a tokens file
+            (:class:`~helpers.relay.roster.RosterFile`), looked at again at most once a second.
     """
 
-    def __init__(self, app: ASGIApp, *, tokens: str | Mapping[str, str]) -> None:
+    def __init__(self, app: ASGIApp, *,
+                 tokens: str | Mapping[str, str] | RosterFile) -> None:
         self.app = app
-        named = not isinstance(tokens, str)
-        pairs = tokens.items() if named else [(None, tokens)]
-        self.tokens = [(name, token.encode()) for name, token in pairs]
-        if not self.tokens or not all(token for _, token in self.tokens):
+        self.roster = tokens if isinstance(tokens, RosterFile) else None
+        self._known: Mapping[str, str] | None = None
+        self.tokens = self._encode(tokens.tokens if self.roster is not None else tokens)
+
+    @staticmethod
+    def _encode(tokens: str | Mapping[str, str]) -> list[tuple[str | None, bytes]]:
+        pairs = [(None, tokens)] if isinstance(tokens, str) else list(tokens.items())
+        encoded = [(name, token.encode()) for name, token in pairs]
+        if not encoded or not all(token for _, token in encoded):
             raise ValueError("an access token must not be empty")
+        return encoded
 
     def client(self, presented: str) -> tuple[bool, str | None]:
         """Return (valid, client name) for a presented token, comparing in constant time."""
@@ -125,6 +138,10 @@ class AccessToken:
                 path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)):
             await self.app(scope, receive, send)
             return
+        if self.roster is not None:  # a tokens file: its last good roster, looked at again
+            current = await self.roster.current()
+            if current is not self._known:
+                self.tokens, self._known = self._encode(current), current
         presented = bearer_token(Headers(scope=scope))
         valid, name = self.client(presented) if presented else (False, None)
         if not valid:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,10 +48,12 @@ from .handlers import add_error_handlers
 from .identity import TrustedProxies, client_identity
 from .limits import Limiter, Limits, RelayLimit
 from .resume import DEFAULT_GRACE, Answers
+from .roster import TEACHER, RosterFile
 from .store import Store, open_store
 from .toolstream import tool_batches
 from .uploads import FileOwners, add_file_routes, files_message
 from .upstream import Batch, relay_client, upstream_batches
+from .usage import RefusalRecorder, Usage
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "DEFAULT_SYSTEM_PROMPT", "STATIC_DIR", "ChatRoutes",
            "create_app", "frame_ancestors"]
@@ -113,6 +116,7 @@ class ChatRoutes:
         self.answers = Answers(store, grace=resume_grace, failure=self.error_data,
                                identify=self.identify, limiter=self.limiter)
         self.file_owners = FileOwners()  # replaced by the file routes' own in add_routes
+        self.usage: Usage | None = None  # per-student tokens: create_app sets it
         self.page_policy = f"{_PAGE_POLICY}; {frame_ancestors()}"  # create_app sets others
 
     def identify(self, scope: dict) -> str:
@@ -153,6 +157,8 @@ class ChatRoutes:
                                          max_tokens=ticket.max_tokens, **self.options))
         if ticket.limiter is not None:  # no limits: no wrapper to pass every batch through
             batches = ticket.metered(batches)
+        if self.usage is not None:  # per-student tokens: the teacher's usage view
+            batches = self.usage.metered(self.identify(request.scope), batches)
         return await anext(batches), batches
 
     async def chat_stream(self, body: ChatRequest, request: Request) -> Response:
@@ -208,7 +214,11 @@ class ChatRoutes:
 
     async def page(self) -> Response:
         """Serve the chat page."""
-        return FileResponse(STATIC_DIR / "index.html", headers={
+        return self.static_page("index.html")
+
+    def static_page(self, name: str) -> FileResponse:
+        """A page of helpers/static, with the page's Content-Security-Policy."""
+        return FileResponse(STATIC_DIR / name, headers={
             "Cache-Control": "no-cache", "Content-Security-Policy": self.page_policy})
 
     def add_routes(self, app: FastAPI) -> None:
@@ -220,6 +230,8 @@ class ChatRoutes:
         self.answers.add_routes(app)
         app.add_api_route("/healthz", self.healthz, methods=["GET"])
         app.add_api_route("/", self.page, methods=["GET"])
+        if self.usage is not None:
+            self.usage.add_routes(app, self.static_page)
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     async def close(self) -> None:
@@ -229,11 +241,15 @@ class ChatRoutes:
             await self.provider.close()
 
 
-def _add_middleware(app: FastAPI, *, token: str | Mapping[str, str] | None,
+def _add_middleware(app: FastAPI, *, token: str | Mapping[str, str] | RosterFile | None,
                     allow_origins: Iterable[str], allow_hosts: Iterable[str],
-                    trust_proxy_prefix: str | None, max_upload_bytes: int) -> None:
-    """The access token inside CORS inside the Host/Origin guards (the last added is outermost)."""
-    if token:  # inside CORS (a preflight carries no token) and the Host/Origin guards
+                    trust_proxy_prefix: str | None, max_upload_bytes: int,
+                    usage: Usage | None = None) -> None:
+    """The usage recorder inside the access token inside CORS inside the Host/Origin guards
+    (the last added is outermost)."""
+    if usage is not None:  # inside the token, which names the client
+        app.add_middleware(RefusalRecorder, usage=usage)
+    if token is not None:  # inside CORS (a preflight has no token) and the Host/Origin guards
         app.add_middleware(AccessToken, tokens=token)
     cors_origins = [o.rstrip("/") for o in allow_origins]
     if cors_origins:  # none allowed: the guards refuse other origins, CORS has nothing to add
@@ -252,10 +268,10 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                limits: Limits | None = None, store: Store | str | None = None,
                trusted_proxies: Iterable[str] = (),
                resume_grace: float = DEFAULT_GRACE,
-               token: str | Mapping[str, str] | None = None,
+               token: str | Mapping[str, str] | os.PathLike[str] | RosterFile | None = None,
                max_upload_bytes: int = MAX_UPLOAD_BYTES,
                allow_frame_origins: Iterable[str] = (),
-               allow_system_prompt: bool = False) -> FastAPI:
+               allow_system_prompt: bool = False, teacher: str = TEACHER) -> FastAPI:
     """Build the relay's FastAPI app for ``config`` (default: ``load_config()``).
 
     Args:
@@ -277,8 +293,13 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
         trusted_proxies: proxies whose ``X-Forwarded-For`` names the client
             (:mod:`helpers.relay.identity`).
         resume_grace: seconds a resumable answer waits for its reader to come back.
-        token: require ``Authorization: Bearer <token>`` (one shared token, or ``{name:
-            token}`` per client); see :mod:`helpers.relay.access`. Default: none needed.
+        token: require ``Authorization: Bearer <token>`` (one shared token, ``{name:
+            token}`` per client, or a tokens file's path, re-read when it changes:
+            :mod:`helpers.relay.roster`); see :mod:`helpers.relay.access`. Default: none
+            needed. Per-client tokens turn on the usage records and the teacher's view
+            (:mod:`helpers.relay.usage`).
+        teacher: the name whose per-client token alone may read the usage view (a tokens
+            file's line of that name).
         max_upload_bytes: the largest file ``POST /api/files`` takes (other bodies: 256 kB).
         allow_frame_origins: origins whose pages may show the chat page in a frame, besides
             its own (``http://127.0.0.1:8888``); others cannot (clickjacking).
@@ -291,6 +312,15 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
                         trusted_proxies=TrustedProxies(trusted_proxies),
                         resume_grace=resume_grace, allow_system_prompt=allow_system_prompt)
     routes.page_policy = f"{_PAGE_POLICY}; {frame_ancestors(allow_frame_origins)}"
+    if isinstance(token, os.PathLike):
+        token = RosterFile(token, teacher)  # or RosterError / OSError: the relay cannot start
+    if token is not None and not isinstance(token, str):  # named tokens: who used what
+        roster = token if isinstance(token, RosterFile) else None
+        fixed = dict(token) if roster is None else {}
+        routes.usage = Usage(shared, identify=routes.identify, model=config.model,
+                             names=lambda: (roster.tokens if roster else fixed).keys(),
+                             teacher=roster.teacher if roster else teacher,
+                             offline=config.provider == "offline")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -306,5 +336,6 @@ def create_app(config: Config | None = None, *, allow_origins: Iterable[str] = (
     add_error_handlers(app)
     routes.add_routes(app)
     _add_middleware(app, token=token, allow_origins=allow_origins, allow_hosts=allow_hosts,
-                    trust_proxy_prefix=trust_proxy_prefix, max_upload_bytes=max_upload_bytes)
+                    trust_proxy_prefix=trust_proxy_prefix, max_upload_bytes=max_upload_bytes,
+                    usage=routes.usage)
     return app

@@ -14,7 +14,8 @@ import argparse
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,6 +27,7 @@ from .access import new_token, why_token_required
 from .app import DEFAULT_READ_TIMEOUT, create_app
 from .collector import serving_gc
 from .guards import jupyter_allowances, jupyter_frame_origins
+from .roster import TEACHER, RosterFile
 from .toolstream import MATH_TOOLS
 from .workers import add_scale_options, connection_limits, scale_options, serve_workers
 
@@ -40,12 +42,15 @@ class Relay:
     """A running relay: its URLs, its app, and how to stop it."""
 
     def __init__(self, app: FastAPI, server: BackgroundServer, config: Config,
-                 proxy_prefix: str | None = None, token: str | None = None) -> None:
+                 proxy_prefix: str | None = None, token: str | None = None,
+                 roster: Mapping[str, str] | RosterFile | None = None) -> None:
         self.app = app
         self.server = server
         self.config = config
         self.proxy_prefix = proxy_prefix
         self.token = token
+        #: per-student tokens (a mapping or a tokens file): then ``token`` is None
+        self.roster = roster
 
     @property
     def url(self) -> str:
@@ -90,7 +95,8 @@ class Relay:
 
     def __repr__(self) -> str:
         state = f"running at {self.url}" if self.running else "stopped"
-        locked = " token required" if self.token else ""  # never the token itself
+        locked = (" token required" if self.token else  # never the token itself
+                  " per-student tokens" if self.roster is not None else "")
         return (f"<Relay {state} provider={self.config.provider} model={self.config.model}"
                 f"{locked}>")
 
@@ -99,7 +105,8 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
                 allow_origins: Iterable[str] = (), allow_hosts: Iterable[str] = (),
                 read_timeout: float = DEFAULT_READ_TIMEOUT, jupyter: bool | None = None,
                 name: str = "relay", loop: str = "asyncio", require_token: bool | None = None,
-                token: str | None = None, allow_frame_origins: Iterable[str] = (),
+                token: str | Mapping[str, str] | os.PathLike[str] | RosterFile | None = None,
+                allow_frame_origins: Iterable[str] = (),
                 connections: ConnectionLimits | None = None, **app_options: Any) -> Relay:
     """Start the relay in a background thread (re-running replaces the previous one).
 
@@ -116,7 +123,11 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
         require_token: True: require an access token; None (default): only where others
             can reach the relay (:func:`~helpers.relay.access.why_token_required`); False
             there is an error.
-        token: the token to require (default: a new random one when required).
+        token: the token to require (default: a new random one when required), or
+            per-student tokens: ``{name: token}``, or a tokens file's ``Path`` (re-read when it
+            changes, :mod:`~helpers.relay.roster`; ``teacher=NAME`` names the teacher's
+            line, default ``teacher``). Then ``Relay.token`` is None and ``Relay.roster``
+            holds them.
         allow_frame_origins: other origins that may show the page in a frame
             (:func:`~helpers.relay.app.create_app`).
         connections: head and body deadlines, keep-alive, connections per client
@@ -125,6 +136,8 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
     """
     config = config or load_config()
     token = _access_token(host, require_token, token)
+    if isinstance(token, os.PathLike):  # read here: a bad file fails before anything starts
+        token = RosterFile(token, app_options.get("teacher", TEACHER))
     hosts, prefix = jupyter_allowances() if jupyter is not False else ([], None)
     frames = [*allow_frame_origins, *(jupyter_frame_origins() if jupyter is not False else ())]
     app = create_app(config, allow_origins=allow_origins, allow_hosts=[*allow_hosts, *hosts],
@@ -137,17 +150,35 @@ def start_relay(config: Config | None = None, *, host: str = "127.0.0.1", port: 
                               limits=connections)
     server.start()
     hub_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") if jupyter is not False else None
-    return Relay(app, server, config, proxy_prefix=hub_prefix, token=token)
+    shared = token if isinstance(token, str) else None
+    return Relay(app, server, config, proxy_prefix=hub_prefix, token=shared,
+                 roster=None if token is None or shared else token)  # type: ignore[arg-type]
 
 
-def _access_token(host: str, require: bool | None, token: str | None) -> str | None:
-    """Decide the relay's token: required where others reach it, else when asked."""
+def _access_token(host: str, require: bool | None, token: Any) -> Any:
+    """Decide the relay's token: required where others reach it, else when asked; per-student
+    tokens (a mapping, a tokens file) pass as they are."""
     reason = why_token_required(host)
-    if require is False and (reason or token):
+    if require is False and (reason or token is not None):
         raise ValueError(f"this relay must require a token: {reason or 'a token was given'}")
+    if token is not None and not isinstance(token, str):
+        if isinstance(token, Mapping) and not token:
+            raise ValueError("per-student tokens must name at least one student")
+        return token
     if token is not None and not token.strip():
         raise ValueError("an access token must not be empty")
     return token or (new_token() if require or reason else None)
+
+
+def _cli_tokens(args: argparse.Namespace) -> str | Path | None:
+    """The CLI's access: a tokens file (read now: a bad line stops the start), or RELAY_TOKEN."""
+    if args.tokens is None:
+        return os.environ.get(TOKEN_VAR) or None
+    if os.environ.get(TOKEN_VAR):
+        raise ValueError(f"--tokens and {TOKEN_VAR} are both set: per-student tokens replace "
+                         f"the shared one (unset {TOKEN_VAR})")
+    RosterFile(args.tokens, args.teacher)
+    return Path(args.tokens)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="require an access token even on loopback (always required "
                              "beyond loopback and on a JupyterHub); RELAY_TOKEN in the "
                              "environment sets it, else a random one is printed")
+    parser.add_argument("--tokens", default=None, metavar="FILE",
+                        help="per-student tokens, one 'name token' per line (python -m "
+                             "helpers.relay.tokens make writes one); re-read when it changes")
+    parser.add_argument("--teacher", default=TEACHER, metavar="NAME",
+                        help="the line of --tokens whose token may read the usage view "
+                             f"(default: {TEACHER})")
     add_scale_options(parser)
     args = parser.parse_args(argv)
     provider = args.provider or ("local" if args.base_url else None)
@@ -188,10 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         scale = scale_options(args)
         connections = connection_limits(args)
         if args.workers > 1:
-            token = _access_token(args.host, args.require_token or None,
-                                  os.environ.get(TOKEN_VAR) or None)
+            token = _access_token(args.host, args.require_token or None, _cli_tokens(args))
             return serve_workers(config, workers=args.workers, host=args.host, port=args.port,
-                                 math_tools=args.math_tools, token=token,
+                                 math_tools=args.math_tools, token=token, teacher=args.teacher,
                                  loop="uvloop" if importlib.util.find_spec("uvloop")
                                  else "asyncio", allow_origins=args.allow_origin,
                                  allow_hosts=args.allow_host, read_timeout=args.read_timeout,
@@ -202,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                             allow_origins=args.allow_origin, allow_hosts=args.allow_host,
                             read_timeout=args.read_timeout, jupyter=False, name="relay-cli",
                             require_token=args.require_token or None,
-                            token=os.environ.get(TOKEN_VAR) or None,
+                            token=_cli_tokens(args), teacher=args.teacher,
                             tools=MATH_TOOLS if args.math_tools else (),
                             allow_frame_origins=args.allow_frame_origin,
                             allow_system_prompt=args.allow_system_prompt,
@@ -218,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"access token required: open {relay.page_url}\n"
               "  (Python, curl: send 'Authorization: Bearer' and the part after #token=)",
               flush=True)
+    elif isinstance(relay.roster, RosterFile):  # no token printed: each has their own link
+        print(relay.roster.describe(relay.url), flush=True)
     wait_for_signal(relay.server)
     relay.stop()
     return 0

@@ -50,6 +50,7 @@ from ..settings import Config
 from .collector import serving_gc
 from .limits import Limits
 from .resume import DEFAULT_GRACE
+from .roster import TEACHER, RosterFile
 
 __all__ = ["add_scale_options", "connection_limits", "scale_options", "serve_workers",
            "worker_app"]
@@ -161,8 +162,11 @@ def serve_workers(config: Config, *, workers: int, host: str, port: int,
     shown = store if where.scheme == "sqlite" else f"{where.scheme}://{where.hostname}"
     print(f"relay serving at {url} with {workers} workers (provider {config.provider}, model "
           f"{config.model}, store {shown})", flush=True)
-    if app_options.get("token"):  # on the terminal only, as the one-process relay does
-        print(f"access token required: open {url}#token={app_options['token']}", flush=True)
+    token = app_options.get("token")
+    if isinstance(token, str):  # on the terminal only, as the one-process relay does
+        print(f"access token required: open {url}#token={token}", flush=True)
+    elif isinstance(token, os.PathLike):  # a tokens file: each worker re-reads it (roster.py)
+        print(RosterFile(token, app_options.get("teacher", TEACHER)).describe(url), flush=True)
     try:
         Multiprocess(settings, sockets=[sock]).run()
     finally:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .base import AnswerLog, LimitCounters, Store
+from .base import AnswerLog, LimitCounters, Store, UsageRecords
 from .sqlite import SQLiteStore
 
-__all__ = ["AnswerLog", "LimitCounters", "SQLiteStore", "Store", "open_store"]
+__all__ = ["AnswerLog", "LimitCounters", "SQLiteStore", "Store", "UsageRecords", "open_store"]
 
 
 def open_store(url: str | None) -> Store:

@@ -23,7 +23,10 @@ Deliberate choices:
 
 from __future__ import annotations
 
-__all__ = ["AnswerLog", "LimitCounters", "Store"]
+__all__ = ["AnswerLog", "LimitCounters", "Store", "UsageRecords"]
+
+#: Days of usage records a store keeps (the usage view reads today's).
+USAGE_DAYS = 31
 
 
 class LimitCounters:
@@ -115,9 +118,24 @@ class AnswerLog:
         return {answer: await self.seen(answer) for answer in answers}
 
 
-class Store(LimitCounters, AnswerLog):
-    """Both, in one place every worker reaches: what :func:`~helpers.relay.store.open_store`
-    returns."""
+class UsageRecords:
+    """What the teacher's usage view reads (:mod:`helpers.relay.usage`): per client and day,
+    named counts (``requests``, ``total_tokens``, ``cost``, ``refused:<kind>``...) and
+    ``last``, the time of the last activity (kept as the latest, not summed); kept
+    :data:`USAGE_DAYS` days."""
+
+    async def add_usage(self, client: str, day: str, counts: dict[str, float]) -> None:
+        """Add ``counts`` to ``client``'s record of ``day`` (``last``: the later one stays)."""
+        raise NotImplementedError
+
+    async def usage(self, day: str) -> dict[str, dict[str, float]]:
+        """Return every client's record of ``day``: ``{client: {name: value}}``."""
+        raise NotImplementedError
+
+
+class Store(LimitCounters, AnswerLog, UsageRecords):
+    """All three, in one place every worker reaches: what
+    :func:`~helpers.relay.store.open_store` returns."""
 
     url: str
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from .base import Store
+from .base import USAGE_DAYS, Store
 
 __all__ = ["RedisStore"]
 
@@ -46,6 +46,21 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
+_ADD_USAGE = """
+redis.call('SADD', KEYS[2], ARGV[1])
+for i = 3, #ARGV, 2 do
+  if ARGV[i] == 'last' then
+    if tonumber(ARGV[i + 1]) > tonumber(redis.call('HGET', KEYS[1], 'last') or '0') then
+      redis.call('HSET', KEYS[1], 'last', ARGV[i + 1])
+    end
+  else
+    redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+"""
+
 
 class RedisStore(Store):
     """Counters and answers in one Redis server, shared by every relay that uses it."""
@@ -64,6 +79,7 @@ class RedisStore(Store):
         self._hit = self._redis.register_script(_HIT)
         self._reserve = self._redis.register_script(_RESERVE)
         self._set_if_exists = self._redis.register_script(_SET_IF_EXISTS)
+        self._add_usage = self._redis.register_script(_ADD_USAGE)
         self._seq = 0
 
     def _key(self, *parts: str) -> str:
@@ -95,6 +111,20 @@ class RedisStore(Store):
 
     async def used(self, client: str, day: str) -> float:
         return float(await self._redis.get(self._key("budget", client, day)) or 0)
+
+    async def add_usage(self, client: str, day: str, counts: dict[str, float]) -> None:
+        pairs = [part for name, value in counts.items() for part in (name, repr(float(value)))]
+        await self._add_usage(keys=[self._key("usage", day, client), self._key("usage", day)],
+                              args=[client, USAGE_DAYS * 86400, *pairs])
+
+    async def usage(self, day: str) -> dict[str, dict[str, float]]:
+        clients = sorted(c.decode() for c in await self._redis.smembers(self._key("usage", day)))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for client in clients:
+                pipe.hgetall(self._key("usage", day, client))
+            records = await pipe.execute() if clients else []
+        return {client: {k.decode(): float(v) for k, v in record.items()}
+                for client, record in zip(clients, records, strict=True) if record}
 
     async def open_answer(self, answer: str, ttl: float, owner: str = "") -> None:
         key = self._key("answer", answer)

@@ -9,6 +9,7 @@ Deliberate choices (the interface and the ones every store shares: :mod:`.base`)
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sqlite3
 import tempfile
@@ -20,7 +21,7 @@ from typing import TypeVar
 
 import anyio.to_thread
 
-from .base import Store
+from .base import USAGE_DAYS, Store
 
 __all__ = ["SQLiteStore"]
 
@@ -39,7 +40,13 @@ CREATE TABLE IF NOT EXISTS answers (id TEXT PRIMARY KEY, state TEXT, expires REA
                                     seen REAL, stop INTEGER DEFAULT 0, owner TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS events (answer TEXT, seq INTEGER, data BLOB,
                                    PRIMARY KEY (answer, seq));
+CREATE TABLE IF NOT EXISTS usage (day TEXT, client TEXT, name TEXT, value REAL,
+                                  PRIMARY KEY (day, client, name));
 """
+#: One count added to a usage record; ``last`` keeps the later time instead.
+_ADD_USAGE = ("INSERT INTO usage VALUES (?, ?, ?, ?) ON CONFLICT (day, client, name) DO UPDATE "
+              "SET value = CASE WHEN name = 'last' THEN max(value, excluded.value) "
+              "ELSE value + excluded.value END")
 
 
 def _add_owner(conn: sqlite3.Connection) -> None:
@@ -169,6 +176,22 @@ class SQLiteStore(Store):
         row = await self._run(lambda db, now: db.execute(
             "SELECT used FROM budget WHERE client = ? AND day = ?", (client, day)).fetchone())
         return float(row[0]) if row else 0.0
+
+    async def add_usage(self, client: str, day: str, counts: dict[str, float]) -> None:
+        oldest = (dt.date.fromisoformat(day) - dt.timedelta(days=USAGE_DAYS)).isoformat()
+
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute("DELETE FROM usage WHERE day < ?", (oldest,))  # the key's first part
+            db.executemany(_ADD_USAGE, [(day, client, k, v) for k, v in counts.items()])
+        await self._run(work)
+
+    async def usage(self, day: str) -> dict[str, dict[str, float]]:
+        rows = await anyio.to_thread.run_sync(self._tx, lambda db, now: db.execute(
+            "SELECT client, name, value FROM usage WHERE day = ?", (day,)).fetchall(), False)
+        found: dict[str, dict[str, float]] = {}
+        for client, name, value in rows:
+            found.setdefault(client, {})[name] = float(value)
+        return found
 
     async def open_answer(self, answer: str, ttl: float, owner: str = "") -> None:
         def work(db: sqlite3.Connection, now: float) -> None:
